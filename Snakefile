@@ -1,0 +1,30 @@
+from snakemake.utils import min_version
+
+min_version("9.0")
+
+
+configfile: "config/config.yaml"
+
+
+report: "workflow/report/workflow.rst"
+
+
+wildcard_constraints:
+    exp=r"[A-Za-z0-9][A-Za-z0-9_.-]*",
+    env=r"[A-Za-z0-9]+-v[0-9]+",
+    seed=r"\d+",
+    step=r"\d{10}",
+
+
+include: "rules/common.smk"
+include: "rules/train.smk"
+include: "rules/evaluate.smk"
+include: "rules/summarize.smk"
+
+
+rule all:
+    input:
+        "results/summary.csv",
+        "results/summary.md",
+        "results/curves.png",
+    default_target: True

@@ -1,0 +1,84 @@
+import re
+
+from rlpipe import config as rlconfig
+from rlpipe import locks
+from rlpipe.runs import ConfigError, expand_runs, fmt_step
+
+
+try:
+    rlconfig.validate(config, workflow.source_path("../workflow/schemas/config.schema.yaml"))
+    RUNS = expand_runs(config)
+except ConfigError as err:
+    raise WorkflowError(str(err)) from None
+
+locks.clear_stale_locks()
+
+CKPT_PATTERN = {
+    "ppo": "runs/{exp}/{env}/seed{seed}/ckpt/step_{step}.pt",
+}
+
+
+def experiments_of(*algos):
+    """Regex matching the experiments of the given algorithms (a wildcard constraint)."""
+    names = [e for e, spec in config["experiments"].items() if spec["algo"] in algos]
+    return "|".join(map(re.escape, names)) or "(?!)"
+
+
+def run_of(wildcards):
+    return RUNS[(wildcards.exp, wildcards.env, int(wildcards.seed))]
+
+
+def ckpt_path(run, step):
+    return CKPT_PATTERN[run.algo].format(
+        exp=run.exp, env=run.env, seed=run.seed, step=fmt_step(step)
+    )
+
+
+def segment_inputs(wildcards):
+    """Previous segment's checkpoint, or the init_from experiment's final one."""
+    run = run_of(wildcards)
+    step = int(wildcards.step)
+    if step not in run.steps:
+        raise WorkflowError(
+            f"{wildcards.exp}/{wildcards.env}/seed{wildcards.seed}: step {step} is not a "
+            f"segment boundary of this run ({run.steps[:3]}...)"
+        )
+    prev = run.previous_step(step)
+    if prev is not None:
+        return {"prev": ckpt_path(run, prev)}
+    if run.init_from:
+        source = RUNS[(run.init_from, run.env, run.seed)]
+        return {"init": ckpt_path(source, source.total_steps)}
+    return {}
+
+
+def segment_params(wildcards):
+    run = run_of(wildcards)
+    step = int(wildcards.step)
+    prev = run.previous_step(step)
+    return {"start": prev or 0, "end": step, "seed": run.seed, "env": run.env}
+
+
+def run_resource(name):
+    def get(wildcards):
+        return config["experiments"][wildcards.exp]["resources"][name]
+
+    return get
+
+
+def eval_targets():
+    return [
+        f"{run.dir}/eval/step_{fmt_step(step)}.json" for run in RUNS.values() for step in run.steps
+    ]
+
+
+def telemetry_targets():
+    return [
+        f"{run.dir}/telemetry/step_{fmt_step(step)}.jsonl"
+        for run in RUNS.values()
+        for step in run.steps
+    ]
+
+
+def eval_input(wildcards):
+    return ckpt_path(run_of(wildcards), int(wildcards.step))

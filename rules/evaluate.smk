@@ -1,0 +1,16 @@
+rule evaluate:
+    """Greedy evaluation of one checkpoint on the fixed evaluation seeds."""
+    input:
+        ckpt=eval_input,
+    output:
+        "runs/{exp}/{env}/seed{seed}/eval/step_{step}.json",
+    params:
+        evaluation=config["evaluation"],
+        algo=lambda wildcards: run_of(wildcards).algo,
+    threads: 1
+    log:
+        "logs/evaluate/{exp}/{env}/seed{seed}/step_{step}.log",
+    benchmark:
+        "runs/{exp}/{env}/seed{seed}/benchmark/eval_step_{step}.tsv"
+    script:
+        "../workflow/scripts/evaluate.py"

@@ -1,0 +1,44 @@
+"""Default hyper-parameters per algorithm (torch-free: read while the DAG is built)."""
+
+from __future__ import annotations
+
+PPO = {
+    "num_envs": 8,  # parallel EnvPool environments
+    "num_steps": 128,  # rollout length per environment
+    "learning_rate": 2.5e-4,
+    "anneal_lr": True,  # linear decay to 0 at lr_anneal_steps
+    "lr_anneal_steps": None,  # None -> the experiment's total_steps
+    "gamma": 0.99,
+    "gae_lambda": 0.95,
+    "num_minibatches": 4,
+    "update_epochs": 4,
+    "norm_adv": True,
+    "clip_coef": 0.2,
+    "clip_vloss": True,
+    "ent_coef": 0.01,
+    "vf_coef": 0.5,
+    "max_grad_norm": 0.5,
+    "target_kl": None,
+    "log_every_updates": 1,
+}
+
+DEFAULTS: dict[str, dict] = {"ppo": PPO}
+
+
+def resolve(algo: str, overrides: dict | None, total_steps: int) -> dict:
+    """Defaults for ``algo`` updated with ``overrides``; unknown keys raise KeyError."""
+    base = dict(DEFAULTS[algo])
+    unknown = sorted(set(overrides or {}) - set(base))
+    if unknown:
+        raise KeyError(f"unknown {algo} hparams {unknown}; allowed: {sorted(base)}")
+    base.update(overrides or {})
+    if "lr_anneal_steps" in base and base["lr_anneal_steps"] is None:
+        base["lr_anneal_steps"] = total_steps
+    return base
+
+
+def steps_per_update(algo: str, hp: dict) -> int:
+    """Environment steps one algorithm iteration consumes; segments must be a multiple."""
+    if algo == "ppo":
+        return hp["num_envs"] * hp["num_steps"]
+    return hp.get("num_envs", 1)

@@ -1,0 +1,103 @@
+"""Expand validated config into runs (experiment x env x seed) and their segment steps.
+
+Torch-free: imported by ``rules/common.smk`` while the DAG is built.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from rlpipe import hparams as hp_defaults
+
+STEP_WIDTH = 10
+RUN_DIR = "runs/{exp}/{env}/seed{seed}"
+
+
+class ConfigError(ValueError):
+    """A config problem, worded for the user: names the key and what is wrong."""
+
+
+def fmt_step(step: int) -> str:
+    return f"{int(step):0{STEP_WIDTH}d}"
+
+
+@dataclass(frozen=True)
+class Run:
+    exp: str
+    env: str
+    seed: int
+    algo: str
+    total_steps: int
+    checkpoint_every: int
+    hparams: dict = field(hash=False)
+    init_from: str | None = None
+    dataset: str | None = None
+
+    @property
+    def dir(self) -> str:
+        return RUN_DIR.format(exp=self.exp, env=self.env, seed=self.seed)
+
+    @property
+    def steps(self) -> list[int]:
+        """End step of every segment, the last one equal to total_steps."""
+        return segment_steps(self.total_steps, self.checkpoint_every)
+
+    def previous_step(self, step: int) -> int | None:
+        steps = self.steps
+        i = steps.index(step)
+        return steps[i - 1] if i else None
+
+
+def segment_steps(total: int, every: int) -> list[int]:
+    steps = list(range(every, total, every))
+    return steps + [total]
+
+
+def expand_runs(config: dict) -> dict[tuple[str, str, int], Run]:
+    """All runs keyed by (exp, env, seed); raises ConfigError on inconsistent settings."""
+    experiments = config["experiments"]
+    runs: dict[tuple[str, str, int], Run] = {}
+    for exp, spec in experiments.items():
+        where = f"experiments.{exp}"
+        algo = spec["algo"]
+        total, every = int(spec["total_steps"]), int(spec["checkpoint_every"])
+        try:
+            hparams = hp_defaults.resolve(algo, spec.get("hparams"), total)
+        except KeyError as err:
+            raise ConfigError(f"{where}.hparams: {err.args[0]}") from None
+        unit = hp_defaults.steps_per_update(algo, hparams)
+        for key, value in (("checkpoint_every", every), ("total_steps", total)):
+            if value % unit:
+                raise ConfigError(
+                    f"{where}.{key}: {value} is not a multiple of the {unit} env steps one "
+                    f"{algo} update takes (num_envs x num_steps)"
+                )
+        init_from = spec.get("init_from")
+        if init_from is not None:
+            if init_from not in experiments:
+                raise ConfigError(
+                    f"{where}.init_from: no experiment named {init_from!r} "
+                    f"(known: {sorted(experiments)})"
+                )
+            source = experiments[init_from]
+            missing_envs = sorted(set(spec["envs"]) - set(source["envs"]))
+            missing_seeds = sorted(set(spec["seeds"]) - set(source["seeds"]))
+            if missing_envs or missing_seeds:
+                raise ConfigError(
+                    f"{where}.init_from: {init_from!r} has no run for envs {missing_envs} "
+                    f"seeds {missing_seeds}; warm starts pair runs by env and seed"
+                )
+        for env in spec["envs"]:
+            for seed in spec["seeds"]:
+                runs[(exp, env, int(seed))] = Run(
+                    exp=exp,
+                    env=env,
+                    seed=int(seed),
+                    algo=algo,
+                    total_steps=total,
+                    checkpoint_every=every,
+                    hparams=hparams,
+                    init_from=init_from,
+                    dataset=spec.get("dataset"),
+                )
+    return runs

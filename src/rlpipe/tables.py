@@ -1,0 +1,147 @@
+"""Summary tables and learning curves from eval JSONs and telemetry (pandas; no torch)."""
+
+from __future__ import annotations
+
+import io
+import json
+import re
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from rlpipe import atomic
+from rlpipe.telemetry import read_jsonl
+
+RUN_PATH = re.compile(
+    r"runs/(?P<exp>[^/]+)/(?P<env>[^/]+)/seed(?P<seed>\d+)/[^/]+/step_(?P<step>\d+)"
+)
+
+
+def _run_key(path: str) -> dict:
+    match = RUN_PATH.search(Path(path).as_posix())
+    if not match:
+        raise ValueError(f"{path}: not a run artifact path (runs/EXP/ENV/seedN/.../step_N)")
+    key = match.groupdict()
+    return {
+        "exp": key["exp"],
+        "env": key["env"],
+        "seed": int(key["seed"]),
+        "step": int(key["step"]),
+    }
+
+
+def load_evals(paths) -> pd.DataFrame:
+    rows = []
+    for path in paths:
+        try:
+            record = json.loads(Path(path).read_text())
+        except (OSError, json.JSONDecodeError) as err:
+            raise ValueError(f"{path}: unreadable evaluation record ({err})") from err
+        rows.append(
+            {**_run_key(path), "algo": record["algo"], "mean_return": record["mean_return"]}
+        )
+    return pd.DataFrame(rows).sort_values(["exp", "env", "seed", "step"], ignore_index=True)
+
+
+def load_telemetry(paths) -> pd.DataFrame:
+    """One row per segment: wall time and env steps it trained."""
+    rows = []
+    for path in paths:
+        records = read_jsonl(path)
+        key = _run_key(path)
+        last = records[-1] if records else {}
+        rows.append({**key, "wall_time_s": last.get("elapsed_s", np.nan)})
+    return pd.DataFrame(rows).sort_values(["exp", "env", "seed", "step"], ignore_index=True)
+
+
+def iqm(values) -> float:
+    """Interquartile mean: mean of the middle 50% (rliable / scipy trim_mean(0.25))."""
+    x = np.sort(np.asarray(values, dtype=float))
+    cut = int(0.25 * len(x))
+    return float(x[cut : len(x) - cut].mean())
+
+
+def bootstrap_ci(values, n_boot: int, seed: int, level: float = 0.95) -> tuple[float, float]:
+    """Percentile bootstrap CI of the mean."""
+    x = np.asarray(values, dtype=float)
+    rng = np.random.default_rng(seed)
+    means = rng.choice(x, size=(n_boot, len(x)), replace=True).mean(axis=1)
+    alpha = (1 - level) / 2
+    return float(np.quantile(means, alpha)), float(np.quantile(means, 1 - alpha))
+
+
+def summarize(evals: pd.DataFrame, telemetry: pd.DataFrame, n_boot: int, seed: int):
+    """Return (per_run, per_experiment_env) tables."""
+    final = evals.loc[evals.groupby(["exp", "env", "seed"])["step"].idxmax()]
+    wall = telemetry.groupby(["exp", "env", "seed"])["wall_time_s"].sum().rename("wall_time_s")
+    per_run = final.rename(columns={"step": "env_steps", "mean_return": "final_return"})
+    per_run = per_run.merge(wall, on=["exp", "env", "seed"], how="left")
+    per_run["sps"] = per_run["env_steps"] / per_run["wall_time_s"]
+    per_run = per_run[
+        ["exp", "env", "seed", "algo", "env_steps", "final_return", "wall_time_s", "sps"]
+    ]
+
+    rows = []
+    for (exp, env), group in per_run.groupby(["exp", "env"], sort=True):
+        scores = group["final_return"].to_numpy()
+        lo, hi = bootstrap_ci(scores, n_boot, seed)
+        rows.append(
+            {
+                "exp": exp,
+                "env": env,
+                "algo": group["algo"].iloc[0],
+                "seeds": len(group),
+                "final_return_mean": float(scores.mean()),
+                "ci95_low": lo,
+                "ci95_high": hi,
+                "iqm": iqm(scores),
+                "env_steps": int(group["env_steps"].max()),
+                "wall_time_s": float(group["wall_time_s"].mean()),
+                "sps": float(group["sps"].mean()),
+            }
+        )
+    return per_run.reset_index(drop=True), pd.DataFrame(rows)
+
+
+def write_tables(per_run, per_exp, csv_path, runs_csv_path, md_path) -> None:
+    atomic.write_text(csv_path, per_exp.to_csv(index=False, float_format="%.4g"))
+    atomic.write_text(runs_csv_path, per_run.to_csv(index=False, float_format="%.4g"))
+    md = [
+        "# rlpipe summary",
+        "",
+        "## Per experiment and environment (final greedy evaluation, over seeds)",
+        "",
+        per_exp.to_markdown(index=False, floatfmt=".4g"),
+        "",
+        "## Per run",
+        "",
+        per_run.to_markdown(index=False, floatfmt=".4g"),
+        "",
+    ]
+    atomic.write_text(md_path, "\n".join(md))
+
+
+def plot_curves(evals: pd.DataFrame, png_path) -> None:
+    """Mean eval return over seeds vs env steps, a min-max band, one panel per env."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    envs = sorted(evals["env"].unique())
+    fig, axes = plt.subplots(1, len(envs), figsize=(5 * len(envs), 3.6), squeeze=False)
+    for ax, env in zip(axes[0], envs, strict=True):
+        for exp, group in evals[evals["env"] == env].groupby("exp"):
+            curve = group.groupby("step")["mean_return"].agg(["mean", "min", "max"])
+            ax.plot(curve.index, curve["mean"], marker="o", label=exp)
+            ax.fill_between(curve.index, curve["min"], curve["max"], alpha=0.2)
+        ax.set_title(env)
+        ax.set_xlabel("environment steps")
+        ax.set_ylabel("greedy eval return")
+        ax.legend(fontsize=8)
+    fig.tight_layout()
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=100)
+    plt.close(fig)
+    atomic.write_bytes(png_path, buf.getvalue())

@@ -1,0 +1,70 @@
+"""JSONL telemetry with CleanRL metric names.
+
+Lines are appended (and flushed) to ``<path>.live`` while a segment runs, so status tools
+can follow progress; on ``close`` the file is renamed to ``<path>``, the Snakemake output.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from pathlib import Path
+
+LIVE_SUFFIX = ".live"
+
+
+class TelemetryWriter:
+    """Write one JSON object per line: ``global_step``, ``time``, ``elapsed_s`` + metrics."""
+
+    def __init__(self, path: str | os.PathLike, **static):
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.live = self.path.with_name(self.path.name + LIVE_SUFFIX)
+        self._fh = open(self.live, "w")
+        self._t0 = time.time()
+        self._static = static
+
+    def log(self, global_step: int, **metrics) -> None:
+        now = time.time()
+        record = {"global_step": int(global_step), "time": now, "elapsed_s": now - self._t0}
+        record.update(self._static)
+        record.update({k: _plain(v) for k, v in metrics.items()})
+        self._fh.write(json.dumps(record) + "\n")
+        self._fh.flush()
+
+    def close(self) -> None:
+        self._fh.flush()
+        os.fsync(self._fh.fileno())
+        self._fh.close()
+        os.replace(self.live, self.path)
+
+    def __enter__(self) -> TelemetryWriter:
+        return self
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        if exc_type is None:
+            self.close()
+        else:
+            self._fh.close()
+
+
+def _plain(value):
+    """Numpy/torch scalars -> Python numbers so json can encode them."""
+    if hasattr(value, "item"):
+        return value.item()
+    return value
+
+
+def read_jsonl(path: str | os.PathLike) -> list[dict]:
+    """Read a telemetry file; a bad line raises ValueError naming the file and line."""
+    records = []
+    with open(path) as fh:
+        for lineno, line in enumerate(fh, 1):
+            if not line.strip():
+                continue
+            try:
+                records.append(json.loads(line))
+            except json.JSONDecodeError as err:
+                raise ValueError(f"{path}:{lineno}: not valid JSON ({err.msg})") from err
+    return records
