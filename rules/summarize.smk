@@ -20,7 +20,7 @@ rule summarize:
         summary=config["summary"],
     threads: 1
     log:
-        "logs/summarize.log",
+        "logs/summarize/summary.log",
     benchmark:
         "results/benchmarks/summarize.tsv"
     script:

@@ -5,7 +5,6 @@ Saved atomically; bytes are identical for identical state (no timestamps inside)
 
 from __future__ import annotations
 
-import random
 from pathlib import Path
 
 import numpy as np
@@ -17,17 +16,16 @@ FORMAT = "rlpipe-torch-ckpt/1"
 
 
 def rng_state() -> dict:
+    """The RNG streams training draws from (Python's ``random`` is not used)."""
     return {
         "torch": torch.get_rng_state(),
         "numpy": np.random.get_state(legacy=False),
-        "python": random.getstate(),
     }
 
 
 def set_rng_state(state: dict) -> None:
     torch.set_rng_state(state["torch"])
     np.random.set_state(state["numpy"])
-    random.setstate(state["python"])
 
 
 def save(path: str | Path, **payload) -> None:

@@ -65,20 +65,19 @@ def train_segment(
     envs = make_vec_env(
         segment.env_id, num_envs, derive_seed(segment.seed, segment.start_step), threads
     )
-    agent = build_agent(segment.env_id, envs)
     prev = checkpoint.load(prev_ckpt, expect_algo="ppo") if prev_ckpt else None
+    if prev is not None and prev["global_step"] != segment.start_step:
+        raise ValueError(
+            f"{prev_ckpt}: ends at step {prev['global_step']}, "
+            f"segment starts at {segment.start_step}"
+        )
+    torch.manual_seed(derive_seed(segment.seed, 0))  # before building: initial weights
+    np.random.seed(derive_seed(segment.seed, 1))
+    agent = build_agent(segment.env_id, envs)
     if prev is not None:
-        if prev["global_step"] != segment.start_step:
-            raise ValueError(
-                f"{prev_ckpt}: ends at step {prev['global_step']}, "
-                f"segment starts at {segment.start_step}"
-            )
         agent.load_state_dict(prev["model"])
-    else:
-        if warm_start:
-            agent.load_state_dict(checkpoint.load(warm_start)["model"])
-        torch.manual_seed(derive_seed(segment.seed, 0))
-        np.random.seed(derive_seed(segment.seed, 1))
+    elif warm_start:
+        agent.load_state_dict(checkpoint.load(warm_start)["model"])
     agent.to(device)
     optimizer = optim.Adam(agent.parameters(), lr=hp["learning_rate"], eps=1e-5)
     if prev is not None:

@@ -65,6 +65,8 @@ def expand_runs(config: dict) -> dict[tuple[str, str, int], Run]:
             hparams = hp_defaults.resolve(algo, spec.get("hparams"), total)
         except KeyError as err:
             raise ConfigError(f"{where}.hparams: {err.args[0]}") from None
+        if every > total:
+            raise ConfigError(f"{where}.checkpoint_every: {every} exceeds total_steps {total}")
         unit = hp_defaults.steps_per_update(algo, hparams)
         for key, value in (("checkpoint_every", every), ("total_steps", total)):
             if value % unit:

