@@ -1,17 +1,22 @@
 import re
+from pathlib import Path
 
 from rlpipe import config as rlconfig
 from rlpipe import locks
+from rlpipe.workflow_env import export_pythonpath
 from rlpipe.runs import ConfigError, expand_runs, fmt_step
 
-
 try:
-    rlconfig.validate(config, workflow.source_path("../workflow/schemas/config.schema.yaml"))
+    rlconfig.validate(
+        config, workflow.source_path("../workflow/schemas/config.schema.yaml")
+    )
     RUNS = expand_runs(config)
 except ConfigError as err:
     raise WorkflowError(str(err)) from None
 
 locks.clear_stale_locks()
+
+export_pythonpath(Path(workflow.basedir) / "src")
 
 CKPT_PATTERN = {
     "ppo": "runs/{exp}/{env}/seed{seed}/ckpt/step_{step}.pt",
@@ -68,7 +73,9 @@ def run_resource(name):
 
 def eval_targets():
     return [
-        f"{run.dir}/eval/step_{fmt_step(step)}.json" for run in RUNS.values() for step in run.steps
+        f"{run.dir}/eval/step_{fmt_step(step)}.json"
+        for run in RUNS.values()
+        for step in run.steps
     ]
 
 

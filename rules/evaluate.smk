@@ -4,13 +4,15 @@ rule evaluate:
         ckpt=eval_input,
     output:
         "runs/{exp}/{env}/seed{seed}/eval/step_{step}.json",
-    params:
-        evaluation=config["evaluation"],
-        algo=lambda wildcards: run_of(wildcards).algo,
-    threads: 1
     log:
         "logs/evaluate/{exp}/{env}/seed{seed}/step_{step}.log",
     benchmark:
         "runs/{exp}/{env}/seed{seed}/benchmark/eval_step_{step}.tsv"
+    conda:
+        "../envs/rlpipe.yaml"
+    threads: 1
+    params:
+        evaluation=config["evaluation"],
+        algo=lambda wildcards: run_of(wildcards).algo,
     script:
         "../workflow/scripts/evaluate.py"

@@ -16,12 +16,14 @@ rule summarize:
             caption="../workflow/report/curves.rst",
             category="Learning curves",
         ),
-    params:
-        summary=config["summary"],
-    threads: 1
     log:
         "logs/summarize/summary.log",
     benchmark:
         "results/benchmarks/summarize.tsv"
+    conda:
+        "../envs/rlpipe.yaml"
+    threads: 1
+    params:
+        summary=config["summary"],
     script:
         "../workflow/scripts/summarize.py"

@@ -5,19 +5,21 @@ rule train_segment:
     output:
         ckpt="runs/{exp}/{env}/seed{seed}/ckpt/step_{step}.pt",
         telemetry="runs/{exp}/{env}/seed{seed}/telemetry/step_{step}.jsonl",
+    log:
+        "logs/train_segment/{exp}/{env}/seed{seed}/step_{step}.log",
+    benchmark:
+        "runs/{exp}/{env}/seed{seed}/benchmark/train_step_{step}.tsv"
     wildcard_constraints:
         exp=experiments_of("ppo"),
-    params:
-        segment=segment_params,
-        hparams=lambda wildcards: run_of(wildcards).hparams,
+    conda:
+        "../envs/rlpipe.yaml"
     threads: run_resource("threads")
     resources:
         gpu=run_resource("gpu"),
         mem_mb=run_resource("mem_mb"),
         runtime=run_resource("runtime"),
-    log:
-        "logs/train_segment/{exp}/{env}/seed{seed}/step_{step}.log",
-    benchmark:
-        "runs/{exp}/{env}/seed{seed}/benchmark/train_step_{step}.tsv"
+    params:
+        segment=segment_params,
+        hparams=lambda wildcards: run_of(wildcards).hparams,
     script:
         "../workflow/scripts/train_segment.py"
