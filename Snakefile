@@ -23,8 +23,8 @@ include: "rules/summarize.smk"
 
 
 rule all:
+    default_target: True
     input:
         "results/summary.csv",
         "results/summary.md",
         "results/curves.png",
-    default_target: True

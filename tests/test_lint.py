@@ -8,6 +8,7 @@ import tomllib
 from pathlib import Path
 
 import yaml
+
 from pipeline import REPO
 
 BIN = Path(sys.executable).parent

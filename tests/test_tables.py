@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from rlpipe import tables
+from rlpipe import stats, tables
 
 
 def _write_eval(root, exp, env, seed, step, mean):
@@ -26,11 +26,11 @@ def _write_tel(root, exp, env, seed, step, elapsed):
 
 
 def test_iqm_and_bootstrap_known_values():
-    assert tables.iqm([1, 2, 3, 4, 5, 6, 7, 100]) == pytest.approx(4.5)  # middle 4 of 8
-    assert tables.iqm([3, 1, 2]) == pytest.approx(2.0)
-    lo, hi = tables.bootstrap_ci([5, 5, 5], n_boot=100, seed=0)
+    assert stats.iqm([1, 2, 3, 4, 5, 6, 7, 100]) == pytest.approx(4.5)  # middle 4 of 8
+    assert stats.iqm([3, 1, 2]) == pytest.approx(2.0)
+    lo, hi = stats.bootstrap_ci([5, 5, 5], n_boot=100, seed=0)
     assert lo == hi == 5
-    lo, hi = tables.bootstrap_ci(np.arange(100), n_boot=2000, seed=0)
+    lo, hi = stats.bootstrap_ci(np.arange(100), n_boot=2000, seed=0)
     assert lo < 49.5 < hi and hi - lo == pytest.approx(2 * 1.96 * 28.87 / 10, rel=0.15)
 
 

@@ -22,7 +22,13 @@ PPO = {
     "log_every_updates": 1,
 }
 
-DEFAULTS: dict[str, dict] = {"ppo": PPO}
+BC = {
+    "batch_size": 256,  # (observation, action) pairs per gradient step
+    "learning_rate": 1e-3,
+    "log_every_steps": 100,
+}
+
+DEFAULTS: dict[str, dict] = {"ppo": PPO, "bc": BC}
 
 
 def resolve(algo: str, overrides: dict | None, total_steps: int) -> dict:
@@ -41,4 +47,6 @@ def steps_per_update(algo: str, hp: dict) -> int:
     """Environment steps one algorithm iteration consumes; segments must be a multiple."""
     if algo == "ppo":
         return hp["num_envs"] * hp["num_steps"]
+    if algo == "bc":
+        return 1  # a BC step is one gradient update
     return hp.get("num_envs", 1)

@@ -11,6 +11,7 @@ import numpy as np
 import pandas as pd
 
 from rlpipe import atomic
+from rlpipe.stats import bootstrap_ci, iqm
 from rlpipe.telemetry import read_jsonl
 
 RUN_PATH = re.compile(
@@ -53,22 +54,6 @@ def load_telemetry(paths) -> pd.DataFrame:
         last = records[-1] if records else {}
         rows.append({**key, "wall_time_s": last.get("elapsed_s", np.nan)})
     return pd.DataFrame(rows).sort_values(["exp", "env", "seed", "step"], ignore_index=True)
-
-
-def iqm(values) -> float:
-    """Interquartile mean: mean of the middle 50% (rliable / scipy trim_mean(0.25))."""
-    x = np.sort(np.asarray(values, dtype=float))
-    cut = int(0.25 * len(x))
-    return float(x[cut : len(x) - cut].mean())
-
-
-def bootstrap_ci(values, n_boot: int, seed: int, level: float = 0.95) -> tuple[float, float]:
-    """Percentile bootstrap CI of the mean."""
-    x = np.asarray(values, dtype=float)
-    rng = np.random.default_rng(seed)
-    means = rng.choice(x, size=(n_boot, len(x)), replace=True).mean(axis=1)
-    alpha = (1 - level) / 2
-    return float(np.quantile(means, alpha)), float(np.quantile(means, 1 - alpha))
 
 
 def summarize(evals: pd.DataFrame, telemetry: pd.DataFrame, n_boot: int, seed: int):
