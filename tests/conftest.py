@@ -1,4 +1,5 @@
 import pytest
+from slurm_fixtures import slurm_cluster  # noqa: F401
 
 from pipeline import Workdir
 
