@@ -17,7 +17,9 @@ wildcard_constraints:
 
 
 include: "rules/common.smk"
+include: "rules/replays.smk"
 include: "rules/train.smk"
+include: "rules/qlearn.smk"
 include: "rules/evaluate.smk"
 include: "rules/summarize.smk"
 

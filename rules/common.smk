@@ -4,6 +4,7 @@ from pathlib import Path
 from rlpipe import config as rlconfig
 from rlpipe import locks
 from rlpipe.workflow_env import export_pythonpath
+from rlpipe.replays.fetch import fingerprint_or_stored
 from rlpipe.runs import ConfigError, expand_runs, fmt_step
 
 try:
@@ -20,6 +21,8 @@ export_pythonpath(Path(workflow.basedir) / "src")
 
 CKPT_PATTERN = {
     "ppo": "runs/{exp}/{env}/seed{seed}/ckpt/step_{step}.pt",
+    "bc": "runs/{exp}/{env}/seed{seed}/ckpt/step_{step}.pt",
+    "qlearn": "runs/{exp}/{env}/seed{seed}/qtable/step_{step}.npz",
 }
 
 
@@ -89,3 +92,38 @@ def telemetry_targets():
 
 def eval_input(wildcards):
     return ckpt_path(run_of(wildcards), int(wildcards.step))
+
+
+def bc_inputs(wildcards):
+    """A BC segment also reads its dataset (fetched and verified)."""
+    run = run_of(wildcards)
+    return {
+        **segment_inputs(wildcards),
+        "dataset": f"data/replays/{run.dataset}/MANIFEST.json",
+    }
+
+
+def record_input(wildcards):
+    spec = config["datasets"][wildcards.dataset]["record"]
+    run = RUNS[(spec["experiment"], spec["env"], spec["run_seed"])]
+    return ckpt_path(run, run.total_steps)
+
+
+def fetch_inputs(wildcards):
+    """A dataset recorded by this workflow is fetched after it has been published."""
+    if "record" in config["datasets"][wildcards.dataset]:
+        return {"published": f"data/published/{wildcards.dataset}.json"}
+    return {}
+
+
+def remote_state(wildcards):
+    """Fingerprint of an external dataset's remote listing: a changed remote refetches."""
+    spec = config["datasets"][wildcards.dataset]
+    if "record" in spec:
+        return "published-by-this-workflow"
+    return fingerprint_or_stored(
+        spec["remote"],
+        spec["include"] or None,
+        f"data/replays/{wildcards.dataset}/MANIFEST.json",
+        timeout_s=5,
+    )

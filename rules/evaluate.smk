@@ -13,6 +13,5 @@ rule evaluate:
     threads: 1
     params:
         evaluation=config["evaluation"],
-        algo=lambda wildcards: run_of(wildcards).algo,
     script:
         "../workflow/scripts/evaluate.py"

@@ -23,3 +23,30 @@ rule train_segment:
         hparams=lambda wildcards: run_of(wildcards).hparams,
     script:
         "../workflow/scripts/train_segment.py"
+
+
+rule bc_segment:
+    """Behaviour-cloning gradient steps on a fetched replay dataset."""
+    input:
+        unpack(bc_inputs),
+    output:
+        ckpt="runs/{exp}/{env}/seed{seed}/ckpt/step_{step}.pt",
+        telemetry="runs/{exp}/{env}/seed{seed}/telemetry/step_{step}.jsonl",
+    log:
+        "logs/bc_segment/{exp}/{env}/seed{seed}/step_{step}.log",
+    benchmark:
+        "runs/{exp}/{env}/seed{seed}/benchmark/train_step_{step}.tsv"
+    wildcard_constraints:
+        exp=experiments_of("bc"),
+    conda:
+        "../envs/rlpipe.yaml"
+    threads: run_resource("threads")
+    resources:
+        gpu=run_resource("gpu"),
+        mem_mb=run_resource("mem_mb"),
+        runtime=run_resource("runtime"),
+    params:
+        segment=segment_params,
+        hparams=lambda wildcards: run_of(wildcards).hparams,
+    script:
+        "../workflow/scripts/bc_segment.py"

@@ -1,7 +1,8 @@
 import pytest
-from slurm_fixtures import slurm_cluster  # noqa: F401
 
 from pipeline import Workdir
+from rclone_fixtures import rclone_server  # noqa: F401
+from slurm_fixtures import slurm_cluster  # noqa: F401
 
 TINY_PPO = {
     "num_envs": 4,

@@ -11,6 +11,7 @@ import shutil
 import time
 
 import pytest
+
 from services.slurm import SlurmCluster, SlurmStartError, SlurmUnavailable, ensure_installed
 
 

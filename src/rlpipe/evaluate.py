@@ -1,13 +1,11 @@
-"""Greedy evaluation of a torch policy checkpoint on fixed evaluation seeds."""
+"""Greedy evaluation of any checkpoint on fixed evaluation seeds."""
 
 from __future__ import annotations
 
 import numpy as np
-import torch
 
-from rlpipe import checkpoint
-from rlpipe.agents import ActorCritic
 from rlpipe.envs import EpisodeTracker, make_vec_env
+from rlpipe.policies import load_greedy_policy
 
 
 def run_greedy(policy, env_id: str, episodes: int, seed: int, max_steps: int, threads: int = 1):
@@ -38,22 +36,13 @@ def run_greedy(policy, env_id: str, episodes: int, seed: int, max_steps: int, th
 def evaluate_checkpoint(
     path: str, episodes: int, seed: int, max_steps: int, threads: int = 1
 ) -> dict:
-    """Greedy (argmax) evaluation of a PPO/BC checkpoint -> the eval JSON record."""
-    torch.set_num_threads(threads)
-    ckpt = checkpoint.load(path)
-    agent = ActorCritic(tuple(ckpt["obs_shape"]), ckpt["n_actions"], ckpt["network"])
-    agent.load_state_dict(ckpt["model"])
-    agent.eval()
-
-    def policy(obs):
-        with torch.no_grad():
-            return agent.logits(torch.as_tensor(obs)).argmax(dim=1).numpy()
-
-    returns, lengths = run_greedy(policy, ckpt["env_id"], episodes, seed, max_steps, threads)
+    """Greedy (argmax) evaluation of a PPO/BC checkpoint or Q-table -> the eval JSON record."""
+    policy = load_greedy_policy(path, threads)
+    returns, lengths = run_greedy(policy.act, policy.env_id, episodes, seed, max_steps, threads)
     return {
-        "algo": ckpt["algo"],
-        "env": ckpt["env_id"],
-        "step": int(ckpt["global_step"]),
+        "algo": policy.algo,
+        "env": policy.env_id,
+        "step": policy.step,
         "eval_seed": seed,
         "episodes": episodes,
         "returns": returns,

@@ -28,7 +28,27 @@ BC = {
     "log_every_steps": 100,
 }
 
-DEFAULTS: dict[str, dict] = {"ppo": PPO, "bc": BC}
+QLEARN = {
+    "num_envs": 16,  # parallel EnvPool environments
+    "learning_rate": 0.1,  # alpha of the tabular TD update
+    "gamma": 0.99,
+    "epsilon_start": 1.0,  # linear epsilon-greedy schedule over env steps
+    "epsilon_end": 0.01,
+    "epsilon_decay_steps": 200_000,
+    "indexer": "uniform",  # uniform | adaptive (percentile edges from the first states)
+    "bins": [1, 6, 12, 12],  # per observation dimension, or one int for all
+    "low": None,  # uniform: per-dim lower bounds; None -> observation space
+    "high": None,
+    "inf_clip": 3.0,  # uniform: infinite observation-space bounds become -/+ inf_clip
+    "adaptive_fit_states": 10_000,  # adaptive: states collected (random actions) before fitting
+    "replay_size": 0,  # prioritised replay capacity; 0 = off
+    "replay_alpha": 0.6,
+    "replay_batch": 32,
+    "replay_updates_per_step": 1,  # replay batches per vector step
+    "log_every_steps": 20_000,
+}
+
+DEFAULTS: dict[str, dict] = {"ppo": PPO, "qlearn": QLEARN, "bc": BC}
 
 
 def resolve(algo: str, overrides: dict | None, total_steps: int) -> dict:

@@ -74,6 +74,14 @@ def expand_runs(config: dict) -> dict[tuple[str, str, int], Run]:
                     f"{where}.{key}: {value} is not a multiple of the {unit} env steps one "
                     f"{algo} update takes (num_envs x num_steps)"
                 )
+        dataset = spec.get("dataset")
+        if (algo == "bc") != (dataset is not None):
+            raise ConfigError(f"{where}.dataset: required for algo bc and only for it")
+        if dataset is not None and dataset not in config.get("datasets", {}):
+            raise ConfigError(
+                f"{where}.dataset: no dataset named {dataset!r} under `datasets` "
+                f"(known: {sorted(config.get('datasets', {}))})"
+            )
         init_from = spec.get("init_from")
         if init_from is not None:
             if init_from not in experiments:
@@ -100,6 +108,17 @@ def expand_runs(config: dict) -> dict[tuple[str, str, int], Run]:
                     checkpoint_every=every,
                     hparams=hparams,
                     init_from=init_from,
-                    dataset=spec.get("dataset"),
+                    dataset=dataset,
                 )
+    _check_recordings(config, runs)
     return runs
+
+
+def _check_recordings(config: dict, runs: dict) -> None:
+    for name, spec in config.get("datasets", {}).items():
+        rec = spec.get("record")
+        if rec and (rec["experiment"], rec["env"], rec["run_seed"]) not in runs:
+            raise ConfigError(
+                f"datasets.{name}.record: no run {rec['experiment']}/{rec['env']}/"
+                f"seed{rec['run_seed']} to record from"
+            )

@@ -1,0 +1,24 @@
+rule qlearn_segment:
+    """One tabular Q-learning segment: continue from the previous Q-table, write the next."""
+    input:
+        unpack(segment_inputs),
+    output:
+        qtable="runs/{exp}/{env}/seed{seed}/qtable/step_{step}.npz",
+        telemetry="runs/{exp}/{env}/seed{seed}/telemetry/step_{step}.jsonl",
+    log:
+        "logs/qlearn_segment/{exp}/{env}/seed{seed}/step_{step}.log",
+    benchmark:
+        "runs/{exp}/{env}/seed{seed}/benchmark/train_step_{step}.tsv"
+    wildcard_constraints:
+        exp=experiments_of("qlearn"),
+    conda:
+        "../envs/rlpipe.yaml"
+    threads: run_resource("threads")
+    resources:
+        mem_mb=run_resource("mem_mb"),
+        runtime=run_resource("runtime"),
+    params:
+        segment=segment_params,
+        hparams=lambda wildcards: run_of(wildcards).hparams,
+    script:
+        "../workflow/scripts/qlearn_segment.py"

@@ -1,0 +1,110 @@
+"""Behaviour cloning: cross-entropy on recorded actions, trained in segments like PPO.
+
+A BC "step" is one gradient update on a minibatch of ``batch_size`` (observation, action)
+pairs. The checkpoint has the PPO checkpoint's layout (same ActorCritic), so
+``init_from: <bc experiment>`` starts PPO from the cloned policy.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import optim
+
+from rlpipe import checkpoint
+from rlpipe.agents import ActorCritic
+from rlpipe.envs import is_image_env
+from rlpipe.ppo import Segment
+from rlpipe.replays.format import read_episode
+from rlpipe.seeding import derive_seed
+from rlpipe.telemetry import TelemetryWriter
+
+
+def load_dataset(dataset_dir: str | Path, env_id: str) -> tuple[np.ndarray, np.ndarray, int]:
+    """All (observation, action) pairs of a dataset's episodes; checks they are for env_id."""
+    files = sorted(Path(dataset_dir).glob("*.npz"))
+    if not files:
+        raise ValueError(f"{dataset_dir}: no episode files (*.npz)")
+    obs, actions, n_actions = [], [], None
+    for path in files:
+        episode = read_episode(path)
+        if episode.meta["env_id"] != env_id:
+            raise ValueError(f"{path}: recorded on {episode.meta['env_id']}, not {env_id}")
+        obs.append(episode.observations[:-1])  # (T, *obs_shape): drop the final observation
+        actions.append(episode.actions)  # (T,)
+        n_actions = int(episode.meta["n_actions"])
+    return np.concatenate(obs), np.concatenate(actions).astype(np.int64), n_actions
+
+
+def train_segment(
+    segment: Segment,
+    hp: dict,
+    dataset_dir: str,
+    ckpt_out: str,
+    telemetry_out: str,
+    prev_ckpt: str | None = None,
+    threads: int = 1,
+    heartbeat=None,
+) -> dict:
+    """Gradient steps (start_step, end_step] of behaviour cloning."""
+    torch.set_num_threads(threads)
+    obs_np, act_np, n_actions = load_dataset(dataset_dir, segment.env_id)
+    obs_all, act_all = torch.as_tensor(obs_np), torch.as_tensor(act_np)  # (N, *obs), (N,)
+    prev = checkpoint.load(prev_ckpt, expect_algo="bc") if prev_ckpt else None
+    torch.manual_seed(derive_seed(segment.seed, 0))
+    kind = "cnn" if is_image_env(segment.env_id) else "mlp"
+    agent = ActorCritic(tuple(obs_np.shape[1:]), n_actions, kind)
+    optimizer = optim.Adam(agent.parameters(), lr=hp["learning_rate"])
+    if prev is not None:
+        agent.load_state_dict(prev["model"])
+        optimizer.load_state_dict(prev["optimizer"])
+        checkpoint.set_rng_state(prev["rng"])
+
+    t0 = time.time()
+    with TelemetryWriter(telemetry_out, env_id=segment.env_id, seed=segment.seed) as tel:
+        for step in range(segment.start_step + 1, segment.end_step + 1):
+            idx = torch.randint(0, len(act_all), (hp["batch_size"],))
+            logits = agent.logits(obs_all[idx])  # (B, n_actions)
+            loss = F.cross_entropy(logits, act_all[idx])
+            optimizer.zero_grad()
+            loss.backward()
+            optimizer.step()
+            if heartbeat:
+                heartbeat()
+            if step % hp["log_every_steps"] == 0 or step == segment.end_step:
+                elapsed = time.time() - t0
+                accuracy = (logits.argmax(1) == act_all[idx]).float().mean()
+                tel.log(
+                    step,
+                    **{
+                        "losses/bc_loss": loss.item(),
+                        "charts/accuracy": accuracy.item(),
+                        "charts/SPS": (step - segment.start_step) / elapsed,
+                        "charts/samples_per_second": (step - segment.start_step)
+                        * hp["batch_size"]
+                        / elapsed,
+                        "charts/dataset_size": len(act_all),
+                    },
+                )
+        checkpoint.save(
+            ckpt_out,
+            algo="bc",
+            env_id=segment.env_id,
+            seed=segment.seed,
+            global_step=segment.end_step,
+            episodes=0,
+            hparams=hp,
+            network=kind,
+            obs_shape=tuple(obs_np.shape[1:]),
+            n_actions=n_actions,
+            model=agent.state_dict(),
+            optimizer=optimizer.state_dict(),
+        )
+    return {
+        "global_step": segment.end_step,
+        "sps": (segment.end_step - segment.start_step) / (time.time() - t0),
+    }

@@ -1,0 +1,106 @@
+"""Replays through the workflow against a real rclone WebDAV server on loopback:
+record -> publish -> fetch -> behaviour cloning -> PPO fine-tuned from BC."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from rlpipe.replays.format import write_episode
+
+from conftest import TINY_PPO, tiny_config
+from pipeline import Workdir
+
+pytestmark = pytest.mark.slow
+
+
+def loop_config(remote: str) -> dict:
+    config = tiny_config()
+    del config["experiments"]["pong"]
+    config["experiments"]["cp"].update(seeds=[1], total_steps=1024)
+    config["datasets"] = {
+        "expert": {
+            "remote": remote,
+            "include": ["*.npz"],
+            "record": {"experiment": "cp", "env": "CartPole-v1", "run_seed": 1, "episodes": 3},
+        }
+    }
+    config["experiments"]["bc"] = {
+        "algo": "bc",
+        "envs": ["CartPole-v1"],
+        "seeds": [1],
+        "total_steps": 100,
+        "checkpoint_every": 50,
+        "dataset": "expert",
+        "hparams": {"batch_size": 32, "log_every_steps": 25},
+    }
+    config["experiments"]["bc-ppo"] = {
+        "algo": "ppo",
+        "envs": ["CartPole-v1"],
+        "seeds": [1],
+        "total_steps": 512,
+        "checkpoint_every": 512,
+        "init_from": "bc",
+        "hparams": dict(TINY_PPO),
+    }
+    return config
+
+
+def _files_containing(root, needles):
+    hits = []
+    for path in root.rglob("*"):
+        if path.is_file():
+            data = path.read_bytes()
+            hits += [(str(path), n) for n in needles if n.encode() in data]
+    return hits
+
+
+def test_record_publish_fetch_clone_finetune(rclone_server, tmp_path):
+    work = Workdir(tmp_path / "work", loop_config("TESTREMOTE:datasets/expert"))
+    work.run()
+
+    summary = pd.read_csv(work.path / "results/summary.csv")
+    assert sorted(summary["exp"]) == ["bc", "bc-ppo", "cp"]
+    published = rclone_server.root / "datasets/expert"
+    assert sorted(p.name for p in published.iterdir()) == [
+        "MANIFEST.json",
+        "episode_00000.npz",
+        "episode_00001.npz",
+        "episode_00002.npz",
+    ]
+    assert (work.path / "data/replays/expert/MANIFEST.json").exists()
+    secrets = [rclone_server.password, rclone_server.obscured]
+    assert _files_containing(work.path, secrets) == []
+
+    # The warm start is a DAG edge: new BC weights make the fine-tuned run stale.
+    config = loop_config("TESTREMOTE:datasets/expert")
+    config["experiments"]["bc"]["hparams"]["learning_rate"] = 3e-4
+    work.write_config(config)
+    stale = {w.get("exp") for rule, w in work.planned_jobs() if rule != "summarize"}
+    assert stale == {"bc", "bc-ppo"}
+
+
+def test_external_dataset_refetched_when_remote_changes(rclone_server, tmp_path):
+    remote_dir = rclone_server.root / "ext"
+    obs = np.zeros((3, 4), np.float32)
+    for i in range(2):
+        write_episode(remote_dir / f"ep{i}.npz", obs, [0, 1], [1, 1], [False, True],
+                      [False, False], env_id="CartPole-v1", n_actions=2)  # fmt: skip
+    config = loop_config("TESTREMOTE:ext")
+    del config["datasets"]["expert"]["record"]
+    del config["experiments"]["bc-ppo"]
+    work = Workdir(tmp_path / "work", config)
+    work.run("data/replays/expert/MANIFEST.json")
+    assert "Nothing to be done" in work.run("-n", "data/replays/expert/MANIFEST.json").stdout
+
+    write_episode(remote_dir / "ep9.npz", obs, [1, 1], [1, 1], [False, True], [False, False],
+                  env_id="CartPole-v1", n_actions=2)  # fmt: skip
+    jobs = work.planned_jobs("data/replays/expert/MANIFEST.json")
+    assert [rule for rule, _ in jobs] == ["fetch_replays"]
+
+    work.run("data/replays/expert/MANIFEST.json")
+    rclone_server.stop()
+    offline = work.run("-n", "data/replays/expert/MANIFEST.json")
+    assert "remote could not be checked" in offline.stderr
+    assert "Nothing to be done" in offline.stdout

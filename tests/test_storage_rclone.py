@@ -1,0 +1,130 @@
+"""The rclone client against a real rclone WebDAV server on loopback."""
+
+import os
+import time
+
+import pytest
+
+from rlpipe.storage.rclone import RcloneRemote, RemoteError, RemoteNotFound, check_spec, scrub
+
+
+def client(path="data", **kw):
+    kw.setdefault("retries", 2)
+    kw.setdefault("backoff_s", 0.01)
+    kw.setdefault("timeout_s", 5)
+    return RcloneRemote(f"testremote:{path}", **kw)
+
+
+def make_tree(root, dirs=3, files=20):
+    for d in range(dirs):
+        (root / f"d{d}").mkdir(parents=True)
+        for i in range(files):
+            (root / f"d{d}" / f"ep_{i:03d}.npz").write_bytes(os.urandom(64 + i))
+
+
+def assert_no_secret(text, server):
+    for secret in (server.password, server.obscured, server.user):
+        assert secret not in text
+
+
+def test_listing_is_one_call_and_batched_per_directory(rclone_server):
+    make_tree(rclone_server.root / "data", dirs=3, files=20)
+    c = client()
+    files = c.list()
+    assert len(files) == 60 and c.calls == 1
+    assert files[0]["Path"] == "d0/ep_000.npz" and files[0]["Size"] == 64
+    propfinds = len(rclone_server.requests("PROPFIND"))
+    assert propfinds <= 3 + 2, f"{propfinds} PROPFIND requests for 3 directories of 20 files"
+    assert c.list() is files and c.calls == 1  # cached
+    assert len(rclone_server.requests("PROPFIND")) == propfinds
+    assert len(c.list(["+ /d1/**", "- **"])) == 20 and c.calls == 2
+    c.list(refresh=True)
+    assert c.calls == 3
+
+
+def test_copy_check_delete_round_trip(rclone_server, tmp_path):
+    local = tmp_path / "local"
+    make_tree(local, dirs=2, files=3)
+    c = client("up")
+    c.copy_up(local)
+    assert c.check(local) == []
+    assert sorted(e["Path"] for e in c.list()) == sorted(
+        p.relative_to(local).as_posix() for p in local.rglob("*.npz")
+    )
+    (local / "d0" / "ep_000.npz").write_bytes(b"changed size")
+    assert c.check(local) == [("*", "d0/ep_000.npz")]
+    c.delete("d1/ep_002.npz")
+    assert "d1/ep_002.npz" not in {e["Path"] for e in c.list()}
+    assert ("+", "d1/ep_002.npz") in c.check(local)
+    down = tmp_path / "down"
+    c.copy_down(down, ["+ /d1/**", "- **"])
+    assert sorted(p.name for p in (down / "d1").iterdir()) == ["ep_000.npz", "ep_001.npz"]
+    assert not (down / "d0").exists()
+    c.copy_file_down("d1/ep_001.npz", tmp_path / "one.npz")
+    assert (tmp_path / "one.npz").read_bytes() == (local / "d1" / "ep_001.npz").read_bytes()
+
+
+def test_outage_is_retried_with_backoff_then_reported_without_secrets(rclone_server):
+    rclone_server.stop()
+    sleeps = []
+    c = client(retries=3, backoff_s=0.5, sleep=sleeps.append)
+    with pytest.raises(RemoteError) as exc:
+        c.list()
+    assert c.calls == 3 and sleeps == [0.5, 1.0]
+    assert exc.value.transient
+    msg = str(exc.value)
+    assert msg.startswith("rclone lsjson failed for testremote:data:")
+    assert "connection refused" in msg
+    assert_no_secret(msg, rclone_server)
+
+
+def test_url_credentials_are_scrubbed(rclone_server, monkeypatch):
+    rclone_server.stop()
+    url = f"http://{rclone_server.user}:{rclone_server.password}@127.0.0.1:{rclone_server.port}"
+    monkeypatch.setenv("RCLONE_CONFIG_TESTREMOTE_URL", url)
+    with pytest.raises(RemoteError) as exc:
+        client(retries=1).cat("x.txt")
+    assert "127.0.0.1" in str(exc.value)
+    assert_no_secret(str(exc.value), rclone_server)
+
+
+def test_missing_path_and_bad_password_are_not_retried(rclone_server, monkeypatch):
+    c = client("does/not/exist", retries=3)
+    with pytest.raises(RemoteNotFound, match="testremote:does/not/exist"):
+        c.list()
+    assert c.calls == 1
+    monkeypatch.setenv("RCLONE_CONFIG_TESTREMOTE_PASS", rclone_server.obscured[:-4] + "AAAA")
+    c = client(retries=3)
+    with pytest.raises(RemoteError, match="401") as exc:
+        c.list()
+    assert c.calls == 1 and not exc.value.transient
+    assert_no_secret(str(exc.value), rclone_server)
+
+
+def test_reachability_check_is_time_bounded(rclone_server):
+    c = client()
+    assert c.reachable(timeout_s=5)
+    rclone_server.pause()  # accepts TCP connections, never answers
+    try:
+        t0 = time.monotonic()
+        assert not c.reachable(timeout_s=1.5)
+        assert time.monotonic() - t0 < 4
+    finally:
+        rclone_server.resume()
+    rclone_server.stop()
+    assert not c.reachable(timeout_s=2)
+
+
+def test_scrub_and_spec_checks(monkeypatch):
+    monkeypatch.setenv("RCLONE_CONFIG_X_PASS", "obscured-VALUE-123")
+    monkeypatch.setenv("RCLONE_CONFIG_X_SECRET_ACCESS_KEY", "plainkey456")
+    monkeypatch.setenv("RCLONE_CONFIG_X_TYPE", "s3")
+    text = "got obscured-VALUE-123 and plainkey456 from https://bob:hunter2@h.example/x via s3"
+    assert scrub(text) == "got *** and *** from https://***@h.example/x via s3"
+    with pytest.raises(ValueError, match="connection-string parameters are not allowed"):
+        check_spec(":webdav,url='http://u:p@h':path")
+    with pytest.raises(ValueError, match="connection-string"):
+        check_spec("myremote,user=bob:path")
+    with pytest.raises(ValueError, match="not allowed"):
+        check_spec('remote:a"; rm -rf x')
+    assert check_spec("myremote:bucket/path") == "myremote:bucket/path"
