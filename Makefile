@@ -26,6 +26,7 @@ lint: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/bench_ppo.py
+	$(BIN)/python benchmarks/bench_qlearn.py
 
 clean:
 	rm -rf runs results logs .snakemake

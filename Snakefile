@@ -22,6 +22,7 @@ include: "rules/train.smk"
 include: "rules/qlearn.smk"
 include: "rules/evaluate.smk"
 include: "rules/summarize.smk"
+include: "rules/durable.smk"
 
 
 rule all:
@@ -30,3 +31,6 @@ rule all:
         "results/summary.csv",
         "results/summary.md",
         "results/curves.png",
+        "results/aggregate.csv",
+        "results/performance_profile.png",
+        "results/job_benchmarks.png",

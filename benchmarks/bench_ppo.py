@@ -19,27 +19,16 @@ import tempfile
 import time
 from pathlib import Path
 
-import numpy as np
 import yaml
 
 from rlpipe import hparams
-from rlpipe.envs import make_vec_env
 from rlpipe.ppo import Segment, train_segment
+
+from envpool_baseline import raw_envpool_sps
 
 REPO = Path(__file__).resolve().parents[1]
 OUT = REPO / "benchmarks/out"
 SNAKEMAKE = str(Path(sys.executable).parent / "snakemake")
-
-
-def raw_envpool_sps(env_id: str, num_envs: int, steps: int) -> float:
-    envs = make_vec_env(env_id, num_envs, seed=0, num_threads=1)
-    envs.reset()
-    rng = np.random.default_rng(0)
-    n_actions = envs.action_space.n
-    start = time.perf_counter()
-    for _ in range(steps // num_envs):
-        envs.step(rng.integers(0, n_actions, num_envs))
-    return steps / (time.perf_counter() - start)
 
 
 def ppo_sps(env_id: str, steps: int, overrides: dict) -> float:

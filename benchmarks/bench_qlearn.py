@@ -19,25 +19,15 @@ from pathlib import Path
 import numpy as np
 
 from rlpipe import hparams
-from rlpipe.envs import make_vec_env
 from rlpipe.qlearn import kernel
 from rlpipe.qlearn.train import train_segment
+
+from envpool_baseline import raw_envpool_sps
 
 OUT = Path(__file__).resolve().parents[1] / "benchmarks/out"
 REPEATS = 3
 ENV_STEPS = 320_000
 ENVS = {"CartPole-v1": {}, "Acrobot-v1": {"bins": 6}}
-
-
-def raw_envpool_sps(env_id: str, num_envs: int, steps: int) -> float:
-    envs = make_vec_env(env_id, num_envs, seed=0, num_threads=1)
-    envs.reset()
-    rng = np.random.default_rng(0)
-    n_actions = envs.action_space.n
-    start = time.perf_counter()
-    for _ in range(steps // num_envs):
-        envs.step(rng.integers(0, n_actions, num_envs))
-    return steps / (time.perf_counter() - start)
 
 
 def qlearn_sps(env_id: str, steps: int, overrides: dict) -> float:

@@ -67,6 +67,16 @@ def segment_params(wildcards):
     return {"start": prev or 0, "end": step, "seed": run.seed, "env": run.env}
 
 
+BUDGET_RANK = {
+    b: i + 1 for i, b in enumerate(sorted({r.total_steps for r in RUNS.values()}))
+}
+
+
+def longest_first(wildcards):
+    """Scheduling priority: segments of runs with bigger budgets start first."""
+    return BUDGET_RANK[run_of(wildcards).total_steps]
+
+
 def run_resource(name):
     def get(wildcards):
         return config["experiments"][wildcards.exp]["resources"][name]
@@ -85,6 +95,14 @@ def eval_targets():
 def telemetry_targets():
     return [
         f"{run.dir}/telemetry/step_{fmt_step(step)}.jsonl"
+        for run in RUNS.values()
+        for step in run.steps
+    ]
+
+
+def train_benchmark_targets():
+    return [
+        f"{run.dir}/benchmark/train_step_{fmt_step(step)}.tsv"
         for run in RUNS.values()
         for step in run.steps
     ]

@@ -11,6 +11,7 @@ rule qlearn_segment:
         "runs/{exp}/{env}/seed{seed}/benchmark/train_step_{step}.tsv"
     wildcard_constraints:
         exp=experiments_of("qlearn"),
+    priority: longest_first
     conda:
         "../envs/rlpipe.yaml"
     threads: run_resource("threads")

@@ -1,8 +1,9 @@
 rule summarize:
-    """Per-run and per-experiment tables plus learning curves (pandas, no torch)."""
+    """Tables, learning curves, cross-task statistics and job benchmarks (pandas, no torch)."""
     input:
         evals=eval_targets(),
         telemetry=telemetry_targets(),
+        benchmarks=train_benchmark_targets(),
     output:
         csv=report(
             "results/summary.csv",
@@ -10,11 +11,35 @@ rule summarize:
             category="Summary",
         ),
         md="results/summary.md",
-        runs_csv="results/runs.csv",
+        runs_csv=report(
+            "results/runs.csv",
+            caption="../workflow/report/runs.rst",
+            category="Summary",
+        ),
         curves=report(
             "results/curves.png",
             caption="../workflow/report/curves.rst",
             category="Learning curves",
+        ),
+        aggregate=report(
+            "results/aggregate.csv",
+            caption="../workflow/report/aggregate.rst",
+            category="Statistics",
+        ),
+        profiles=report(
+            "results/performance_profile.png",
+            caption="../workflow/report/profile.rst",
+            category="Statistics",
+        ),
+        jobs_csv=report(
+            "results/job_benchmarks.csv",
+            caption="../workflow/report/jobs.rst",
+            category="Job benchmarks",
+        ),
+        jobs_png=report(
+            "results/job_benchmarks.png",
+            caption="../workflow/report/jobs.rst",
+            category="Job benchmarks",
         ),
     log:
         "logs/summarize/summary.log",

@@ -11,6 +11,7 @@ rule train_segment:
         "runs/{exp}/{env}/seed{seed}/benchmark/train_step_{step}.tsv"
     wildcard_constraints:
         exp=experiments_of("ppo"),
+    priority: longest_first
     conda:
         "../envs/rlpipe.yaml"
     threads: run_resource("threads")
@@ -38,6 +39,7 @@ rule bc_segment:
         "runs/{exp}/{env}/seed{seed}/benchmark/train_step_{step}.tsv"
     wildcard_constraints:
         exp=experiments_of("bc"),
+    priority: longest_first
     conda:
         "../envs/rlpipe.yaml"
     threads: run_resource("threads")

@@ -60,20 +60,8 @@ def expand_runs(config: dict) -> dict[tuple[str, str, int], Run]:
     for exp, spec in experiments.items():
         where = f"experiments.{exp}"
         algo = spec["algo"]
-        total, every = int(spec["total_steps"]), int(spec["checkpoint_every"])
-        try:
-            hparams = hp_defaults.resolve(algo, spec.get("hparams"), total)
-        except KeyError as err:
-            raise ConfigError(f"{where}.hparams: {err.args[0]}") from None
-        if every > total:
-            raise ConfigError(f"{where}.checkpoint_every: {every} exceeds total_steps {total}")
-        unit = hp_defaults.steps_per_update(algo, hparams)
-        for key, value in (("checkpoint_every", every), ("total_steps", total)):
-            if value % unit:
-                raise ConfigError(
-                    f"{where}.{key}: {value} is not a multiple of the {unit} env steps one "
-                    f"{algo} update takes (num_envs x num_steps)"
-                )
+        every = int(spec["checkpoint_every"])
+        budgets = _budgets(spec, where)
         dataset = spec.get("dataset")
         if (algo == "bc") != (dataset is not None):
             raise ConfigError(f"{where}.dataset: required for algo bc and only for it")
@@ -98,6 +86,8 @@ def expand_runs(config: dict) -> dict[tuple[str, str, int], Run]:
                     f"seeds {missing_seeds}; warm starts pair runs by env and seed"
                 )
         for env in spec["envs"]:
+            total = budgets.get(env, budgets.get("default"))
+            hparams = _checked_hparams(spec, where, algo, total, every)
             for seed in spec["seeds"]:
                 runs[(exp, env, int(seed))] = Run(
                     exp=exp,
@@ -112,6 +102,36 @@ def expand_runs(config: dict) -> dict[tuple[str, str, int], Run]:
                 )
     _check_recordings(config, runs)
     return runs
+
+
+def _budgets(spec: dict, where: str) -> dict:
+    """total_steps as {env or "default": steps}; a plain integer applies to every env."""
+    total = spec["total_steps"]
+    budgets = {"default": total} if isinstance(total, int) else dict(total)
+    unknown = sorted(set(budgets) - {"default", *spec["envs"]})
+    if unknown:
+        raise ConfigError(f"{where}.total_steps: {unknown} are not among this experiment's envs")
+    missing = [e for e in spec["envs"] if e not in budgets] if "default" not in budgets else []
+    if missing:
+        raise ConfigError(f"{where}.total_steps: no budget for {missing} (add them or 'default')")
+    return budgets
+
+
+def _checked_hparams(spec: dict, where: str, algo: str, total: int, every: int) -> dict:
+    try:
+        hparams = hp_defaults.resolve(algo, spec.get("hparams"), total)
+    except KeyError as err:
+        raise ConfigError(f"{where}.hparams: {err.args[0]}") from None
+    if every > total:
+        raise ConfigError(f"{where}.checkpoint_every: {every} exceeds total_steps {total}")
+    unit = hp_defaults.steps_per_update(algo, hparams)
+    for key, value in (("checkpoint_every", every), ("total_steps", total)):
+        if value % unit:
+            raise ConfigError(
+                f"{where}.{key}: {value} is not a multiple of the {unit} env steps one "
+                f"{algo} update takes (num_envs x num_steps)"
+            )
+    return hparams
 
 
 def _check_recordings(config: dict, runs: dict) -> None:

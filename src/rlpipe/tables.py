@@ -11,11 +11,18 @@ import numpy as np
 import pandas as pd
 
 from rlpipe import atomic
-from rlpipe.stats import bootstrap_ci, iqm
+from rlpipe.stats import (
+    bootstrap_ci,
+    human_normalized,
+    interval_estimates,
+    iqm,
+    load_baselines,
+    performance_profile,
+)
 from rlpipe.telemetry import read_jsonl
 
 RUN_PATH = re.compile(
-    r"runs/(?P<exp>[^/]+)/(?P<env>[^/]+)/seed(?P<seed>\d+)/[^/]+/step_(?P<step>\d+)"
+    r"runs/(?P<exp>[^/]+)/(?P<env>[^/]+)/seed(?P<seed>\d+)/[^/]+/(?:\w+_)?step_(?P<step>\d+)"
 )
 
 
@@ -109,11 +116,7 @@ def write_tables(per_run, per_exp, csv_path, runs_csv_path, md_path) -> None:
 
 def plot_curves(evals: pd.DataFrame, png_path) -> None:
     """Mean eval return over seeds vs env steps, a min-max band, one panel per env."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    plt = _pyplot()
     envs = sorted(evals["env"].unique())
     fig, axes = plt.subplots(1, len(envs), figsize=(5 * len(envs), 3.6), squeeze=False)
     for ax, env in zip(axes[0], envs, strict=True):
@@ -122,9 +125,98 @@ def plot_curves(evals: pd.DataFrame, png_path) -> None:
             ax.plot(curve.index, curve["mean"], marker="o", label=exp)
             ax.fill_between(curve.index, curve["min"], curve["max"], alpha=0.2)
         ax.set_title(env)
-        ax.set_xlabel("environment steps")
+        ax.set_xlabel("steps (env steps; BC: gradient steps)")
         ax.set_ylabel("greedy eval return")
         ax.legend(fontsize=8)
+    _save(fig, plt, png_path)
+
+
+def task_scores(per_run: pd.DataFrame, exp: str) -> tuple[list[np.ndarray], str]:
+    """Final returns of one experiment per task (env); human-normalised if all are Atari."""
+    group = per_run[per_run["exp"] == exp]
+    envs = sorted(group["env"].unique())
+    baselines = load_baselines()
+    human = all(env in baselines for env in envs)
+    scores = []
+    for env in envs:
+        raw = group.loc[group["env"] == env, "final_return"].to_numpy(dtype=float)
+        scores.append(human_normalized(env, raw, baselines) if human else raw)
+    return scores, "human-normalised" if human else "raw return"
+
+
+def aggregate(per_run: pd.DataFrame, n_boot: int, seed: int) -> pd.DataFrame:
+    """rliable-style IQM / median / mean across each experiment's tasks, stratified CIs."""
+    rows = []
+    for exp in sorted(per_run["exp"].unique()):
+        scores, scale = task_scores(per_run, exp)
+        for metric, est in interval_estimates(scores, n_boot=n_boot, seed=seed).items():
+            rows.append(
+                {
+                    "exp": exp,
+                    "score": scale,
+                    "tasks": len(scores),
+                    "runs": sum(len(s) for s in scores),
+                    "metric": metric,
+                    "estimate": est.point,
+                    "ci95_low": est.low,
+                    "ci95_high": est.high,
+                }
+            )
+    return pd.DataFrame(rows)
+
+
+def plot_performance_profiles(per_run: pd.DataFrame, png_path, n_boot: int, seed: int) -> None:
+    """Fraction of runs scoring above tau (with bootstrap band), one panel per experiment."""
+    plt = _pyplot()
+    exps = sorted(per_run["exp"].unique())
+    fig, axes = plt.subplots(1, len(exps), figsize=(4 * len(exps), 3.2), squeeze=False)
+    for ax, exp in zip(axes[0], exps, strict=True):
+        scores, scale = task_scores(per_run, exp)
+        flat = np.concatenate(scores)
+        span = max(float(flat.max() - flat.min()), 1e-6)
+        taus = np.linspace(flat.min() - 0.05 * span, flat.max() + 0.05 * span, 60)
+        profile = performance_profile(scores, taus, n_boot=n_boot, seed=seed)
+        ax.plot(profile.taus, profile.fraction)
+        ax.fill_between(profile.taus, profile.low, profile.high, alpha=0.25)
+        ax.set_title(exp)
+        ax.set_xlabel(f"{scale} tau")
+        ax.set_ylabel("fraction of runs > tau")
+    _save(fig, plt, png_path)
+
+
+def load_job_benchmarks(paths) -> pd.DataFrame:
+    """Snakemake ``benchmark:`` TSVs of training jobs: seconds, max RSS, CPU time per job."""
+    rows = []
+    for path in paths:
+        bench = pd.read_csv(path, sep="\t")
+        rows.append({**_run_key(path), **bench.iloc[-1][["s", "max_rss", "cpu_time"]].to_dict()})
+    return pd.DataFrame(rows).sort_values(["exp", "env", "seed", "step"], ignore_index=True)
+
+
+def plot_job_benchmarks(bench: pd.DataFrame, png_path) -> None:
+    """Per experiment: wall seconds and peak memory of its training jobs."""
+    plt = _pyplot()
+    per_exp = bench.groupby("exp").agg(s=("s", "mean"), max_rss=("max_rss", "max"))
+    fig, (left, right) = plt.subplots(1, 2, figsize=(10, 3.2))
+    left.bar(per_exp.index, per_exp["s"])
+    left.set_ylabel("mean wall seconds per segment job")
+    right.bar(per_exp.index, per_exp["max_rss"])
+    right.set_ylabel("peak RSS (MB)")
+    for ax in (left, right):
+        ax.tick_params(axis="x", rotation=30)
+    _save(fig, plt, png_path)
+
+
+def _pyplot():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def _save(fig, plt, png_path) -> None:
     fig.tight_layout()
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=100)

@@ -1,20 +1,25 @@
-"""Rule entry point: summary tables and learning curves (no torch import)."""
+"""Rule entry point: summary tables, curves, statistics and job benchmarks (no torch)."""
 
 from rlpipe.rulelog import redirect_to_log
 
 redirect_to_log(snakemake)  # noqa: F821
 
-from rlpipe import tables  # noqa: E402
+from rlpipe import atomic, tables  # noqa: E402
 
 smk = snakemake  # noqa: F821
+out = smk.output
+n_boot, seed = smk.params.summary["bootstrap_samples"], smk.params.summary["bootstrap_seed"]
 evals = tables.load_evals(smk.input.evals)
-telemetry = tables.load_telemetry(smk.input.telemetry)
 per_run, per_exp = tables.summarize(
-    evals,
-    telemetry,
-    n_boot=smk.params.summary["bootstrap_samples"],
-    seed=smk.params.summary["bootstrap_seed"],
+    evals, tables.load_telemetry(smk.input.telemetry), n_boot=n_boot, seed=seed
 )
-tables.write_tables(per_run, per_exp, smk.output.csv, smk.output.runs_csv, smk.output.md)
-tables.plot_curves(evals, smk.output.curves)
+tables.write_tables(per_run, per_exp, out.csv, out.runs_csv, out.md)
+tables.plot_curves(evals, out.curves)
+aggregate = tables.aggregate(per_run, n_boot=n_boot, seed=seed)
+atomic.write_text(out.aggregate, aggregate.to_csv(index=False, float_format="%.4g"))
+tables.plot_performance_profiles(per_run, out.profiles, n_boot=n_boot, seed=seed)
+bench = tables.load_job_benchmarks(smk.input.benchmarks)
+atomic.write_text(out.jobs_csv, bench.to_csv(index=False, float_format="%.4g"))
+tables.plot_job_benchmarks(bench, out.jobs_png)
 print(per_exp.to_string())
+print(aggregate.to_string())

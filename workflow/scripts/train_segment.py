@@ -5,11 +5,13 @@ from rlpipe.rulelog import redirect_to_log
 redirect_to_log(snakemake)  # noqa: F821
 
 from rlpipe.atomic import remove_stale_temps  # noqa: E402
+from rlpipe.durable import guard_disk  # noqa: E402
 from rlpipe.ppo import Segment, train_segment  # noqa: E402
 from rlpipe.watchdog import Watchdog  # noqa: E402
 
 smk = snakemake  # noqa: F821
 seg = smk.params.segment
+guard_disk(smk)  # free disk >= durable.min_free_disk_mb + checkpoint size, else retry later
 remove_stale_temps(smk.output.ckpt)
 stall_timeout = smk.config["experiments"][smk.wildcards.exp]["stall_timeout"]
 with Watchdog(stall_timeout, smk.output.ckpt) as watchdog:
