@@ -32,6 +32,18 @@ def test_full_run_outputs_and_staleness(tiny):
         assert list((tiny.path / "logs" / rule).rglob("*.log")), f"no log for {rule}"
     assert list((tiny.path / "runs").rglob("benchmark/train_step_*.tsv"))
 
+    for name in ("aggregate.csv", "performance_profile.png", "job_benchmarks.csv"):
+        assert (tiny.path / "results" / name).stat().st_size > 0, name
+    aggregate = pd.read_csv(tiny.path / "results/aggregate.csv")
+    pong_iqm = aggregate.query("exp == 'pong' and metric == 'iqm'").iloc[0]
+    assert pong_iqm["score"] == "human-normalised"  # Atari: (score - random) / (human - random)
+
+    # The offline HTML report embeds the tables, curves, statistics and job benchmarks.
+    tiny.run("--report", "report.html")
+    html = (tiny.path / "report.html").read_text()
+    for name in ("summary.csv", "curves.png", "aggregate.csv", "job_benchmarks.png"):
+        assert name in html, name
+
     # Up to date: nothing to do.
     assert "Nothing to be done" in tiny.run("-n").stdout
 
