@@ -76,49 +76,6 @@ def rel_gets(server, since: int) -> list[str]:
     return [g.replace("//", "/").removeprefix("/state/") for g in server.requests("GET")[since:]]
 
 
-def test_plan_from_fresh_directory_and_retention(tmp_path, remote):
-    """Tests 5, 6 and 2: retention under the profile; a fresh directory plans from the remote."""
-    config = cp_config(total=2048, every=512)
-    first = Workdir(tmp_path / "pod1", config)
-    targets = evals(2048, 512)
-    first.run(
-        *targets,
-        "--profile",
-        PROFILE,
-        "--configfile",
-        durable_file(tmp_path, keep_last=2, keep_every=1024),
-    )
-    run = RUN.format(seed=1)
-    kept = {f"{run}/ckpt/step_{s:010d}.pt" for s in (1024, 1536, 2048)}  # pinned 1024
-    local = {str(p.relative_to(first.path)) for p in first.path.rglob("*.pt")}
-    assert local == kept and set(remote_ckpts(remote)) == kept
-    assert len(served(remote, "runs/**/eval/*.json")) == 4
-    assert "Nothing to be done" in first.run(*targets, "-n", "--profile", PROFILE).stdout
-
-    fresh = Workdir(tmp_path / "pod2", config)
-    propfind_before = len(remote.requests("PROPFIND"))
-    get_before = len(remote.requests("GET"))
-    assert (
-        fresh.planned_jobs(*targets, "--profile", PROFILE) == []
-    )  # deleted checkpoints stay deleted
-    propfinds = [p.strip("/") for p in remote.requests("PROPFIND")[propfind_before:]]
-    assert [g for g in rel_gets(remote, get_before) if g.endswith(".pt")] == [
-        f"{run}/ckpt/step_0000002048.pt"
-    ]
-    entries = list((remote.root / "state").rglob("*"))
-    n_dirs = sum(p.is_dir() for p in entries) + 1
-    print(
-        f"planning: {len(propfinds)} PROPFIND for {n_dirs} dirs, {len(entries) - n_dirs + 1} files"
-    )
-    # Listing requests are per directory: none of them asks about a single file.
-    assert not [p for p in propfinds if (remote.root / p.replace("//", "/")).is_file()]
-
-    # A hyper-parameter change is still detected (provenance came with the outputs).
-    fresh.write_config(cp_config(total=2048, every=512, ent_coef=0.05))
-    jobs = fresh.planned_jobs(*targets, "--profile", PROFILE)
-    assert sum(r == "train_segment" for r, _ in jobs) == 4
-
-
 def test_disk_guard_refuses_segment(tmp_path):
     """Test 4: below the free-disk margin the job fails with a clear error (and is retried)."""
     config = {**cp_config(total=512, every=512), "durable": {"min_free_disk_mb": 10**9}}
