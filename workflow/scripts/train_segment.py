@@ -1,20 +1,14 @@
 """Rule entry point: one PPO training segment."""
 
-from rlpipe.rulelog import redirect_to_log
+from rlpipe.rulelog import redirect_to_log, segment_job
 
 redirect_to_log(snakemake)  # noqa: F821
 
-from rlpipe.atomic import remove_stale_temps  # noqa: E402
-from rlpipe.durable import guard_disk  # noqa: E402
 from rlpipe.ppo import Segment, train_segment  # noqa: E402
-from rlpipe.watchdog import Watchdog  # noqa: E402
 
 smk = snakemake  # noqa: F821
 seg = smk.params.segment
-guard_disk(smk)  # free disk >= durable.min_free_disk_mb + checkpoint size, else retry later
-remove_stale_temps(smk.output.ckpt)
-stall_timeout = smk.config["experiments"][smk.wildcards.exp]["stall_timeout"]
-with Watchdog(stall_timeout, smk.output.ckpt) as watchdog:
+with segment_job(smk) as heartbeat:
     result = train_segment(
         Segment(env_id=seg["env"], seed=seg["seed"], start_step=seg["start"], end_step=seg["end"]),
         hp=dict(smk.params.hparams),
@@ -23,6 +17,6 @@ with Watchdog(stall_timeout, smk.output.ckpt) as watchdog:
         prev_ckpt=smk.input.get("prev"),
         warm_start=smk.input.get("init"),
         threads=smk.threads,
-        heartbeat=watchdog.beat,
+        heartbeat=heartbeat,
     )
 print(f"segment done: {result}")
