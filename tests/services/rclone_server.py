@@ -67,7 +67,9 @@ class RcloneWebdavServer:
         assert self.proc is None, "server already running"
         env = {**os.environ, "RCLONE_USER": self.user, "RCLONE_PASS": self.password}
         args = [self.binary, "serve", "webdav", str(self.root), "--addr", f"127.0.0.1:{self.port}"]
-        args += ["--dir-cache-time", "0s"]  # tests edit the served directory directly
+        # Tests edit the served directory directly, so directory listings must not be cached
+        # for long; but 0s makes the server spin at full CPU (a 30-file copy never finished).
+        args += ["--dir-cache-time", "100ms"]
         with open(self.log_path, "a") as log:
             self.proc = subprocess.Popen(
                 [*args, "-v"], env=env, stdout=log, stderr=subprocess.STDOUT
