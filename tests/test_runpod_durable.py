@@ -264,3 +264,17 @@ def test_remote_outage_catches_up_and_permanent_failure_is_loud(tmp_path, remote
     assert "could not be uploaded to TESTREMOTE:state" in log
     assert (pod.path / extra).is_file()  # nothing lost locally
     assert remote.password not in log
+
+
+def test_nothing_to_be_done_still_uploads(tmp_path, remote):
+    """Outputs made before the profile was used (or whose upload a crash cut off) are uploaded
+    by the next run even when it has nothing to do (Snakemake runs no hooks then)."""
+    config = cp_config(total=512, every=512)
+    targets = evals(512, 512)
+    pod = Workdir(tmp_path / "pod", config)
+    pod.run(*targets)  # no profile: nothing goes to the remote
+    assert not served(remote)
+    done = pod.run(*targets, "--profile", PROFILE, "--configfile", durable_file(tmp_path))
+    assert "Nothing to be done" in done.stdout + done.stderr
+    run = RUN.format(seed=1)
+    assert {f"{run}/ckpt/step_{512:010d}.pt", targets[0]} <= durable_keys(remote)

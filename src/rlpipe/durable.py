@@ -183,6 +183,14 @@ class Mirror:
             self.prune()
             return len(todo)
 
+    def flush_or_defer(self) -> int:
+        """:meth:`flush`, but a remote error is only reported: the next flush retries."""
+        try:
+            return self.flush()
+        except RemoteError as exc:
+            print(f"rlpipe durable: upload deferred: {exc}", file=sys.stderr)
+            return 0
+
     def flush_until_deadline(self) -> None:
         """Final synchronous flush with retries; raises RuntimeError if files stay local only."""
         deadline = time.monotonic() + self.settings.upload_deadline_s
@@ -268,10 +276,7 @@ class Uploader(threading.Thread):
 
     def run(self) -> None:
         while not self.stop.wait(self.mirror.settings.upload_interval_s):
-            try:
-                self.mirror.flush()
-            except RemoteError as exc:
-                print(f"rlpipe durable: upload deferred: {exc}", file=sys.stderr)
+            self.mirror.flush_or_defer()
 
 
 def _is_checkpoint(rel: str) -> bool:
