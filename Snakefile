@@ -23,6 +23,7 @@ include: "rules/qlearn.smk"
 include: "rules/evaluate.smk"
 include: "rules/summarize.smk"
 include: "rules/durable.smk"
+include: "rules/plan.smk"
 
 
 rule all:

@@ -3,6 +3,7 @@ from pathlib import Path
 
 from rlpipe import config as rlconfig
 from rlpipe import locks
+from rlpipe import plan as rlplan
 from rlpipe.workflow_env import export_pythonpath
 from rlpipe.replays.fetch import fingerprint_or_stored
 from rlpipe.runs import ConfigError, expand_runs, fmt_step
@@ -145,3 +146,28 @@ def remote_state(wildcards):
         f"data/replays/{wildcards.dataset}/MANIFEST.json",
         timeout_s=5,
     )
+
+
+TRAINING_RULES = {"train_segment", "bc_segment", "qlearn_segment"}
+RUNS_DIR = Path(
+    "runs"
+).resolve()  # Snakemake leaves the workdir before atexit hooks run
+
+
+def print_plan_block():
+    """Print the plan of the training jobs a dry run found (see rules/plan.smk)."""
+    dag = workflow.dag
+    if not workflow.dryrun or dag is None:  # not -n, or no DAG (an error came first)
+        return
+    outputs = [
+        str(path)
+        for job in dag.needrun_jobs(exclude_finished=False)  # -n "finishes" them
+        if job.rule.name in TRAINING_RULES
+        for path in job.output
+    ]
+    gpu = getattr(workflow.global_resources.get("gpu"), "value", None)
+    slots, source = (int(gpu), "resources gpu") if gpu else (1, "no resources gpu")
+    try:
+        print("\n" + rlplan.dry_run_block(config, outputs, slots, source, RUNS_DIR))
+    except ConfigError as err:
+        print(f"\nrlpipe plan: error: {err}")

@@ -41,9 +41,14 @@ class Workdir:
             *args,
         ]
 
-    def run(self, *args: str, check: bool = True) -> subprocess.CompletedProcess:
+    def run(
+        self, *args: str, check: bool = True, env: dict | None = None
+    ) -> subprocess.CompletedProcess:
         proc = subprocess.run(
-            self.command(*args), capture_output=True, text=True, env=subprocess_env()
+            self.command(*args),
+            capture_output=True,
+            text=True,
+            env=subprocess_env() | (env or {}),
         )
         if check and proc.returncode != 0:
             raise AssertionError(f"snakemake {args} failed:\n{proc.stdout}\n{proc.stderr}")

@@ -121,8 +121,9 @@ def test_default_sps_lookup_order_and_errors():
     assert plan.default_sps(planning, "ppo", "Pong-v5") == (300.0, "ppo/Pong-v5")
     assert plan.default_sps(planning, "ppo", "Breakout-v5") == (1000.0, "ppo/atari")  # built in
     assert plan.default_sps(planning, "ppo", "Hopper-v5") == (7.0, "ppo")
-    with pytest.raises(ConfigError, match="'qlearn/classic'"):
-        plan.default_sps({}, "qlearn", "CartPole-v1")
+    assert plan.default_sps({}, "qlearn", "CartPole-v1") == (30000.0, "qlearn")  # built in
+    with pytest.raises(ConfigError, match="'ppo/mujoco'"):
+        plan.default_sps({}, "ppo", "Hopper-v5")
     with pytest.raises(ConfigError, match="planning.default_sps.ppo: must be a number"):
         plan.default_sps({"default_sps": {"ppo": "fast"}}, "ppo", "Hopper-v5")
 
@@ -147,3 +148,55 @@ def test_lpt_makespan():
     assert plan.lpt_makespan([5, 1], 8) == 5
     with pytest.raises(ValueError):
         plan.lpt_makespan([1], 0)
+
+
+def test_jobs_sharing_a_gpu_divide_gpu_hours(tmp_path, monkeypatch):
+    config = make_config()
+    segments = plan.remaining_segments(expand_runs(config), tmp_path)
+    whole = plan.estimate(config, segments, slots=2, runs_dir=tmp_path)
+    config["planning"]["jobs_per_gpu"] = 4
+    shared = plan.estimate(config, segments, slots=2, runs_dir=tmp_path)
+    assert shared.gpu_hours == pytest.approx(whole.gpu_hours / 4)
+    assert shared.wall_hours == pytest.approx(whole.wall_hours)  # slots, not GPUs, bound time
+    del config["planning"]["jobs_per_gpu"]
+    monkeypatch.setenv("RLPIPE_JOBS_PER_GPU", "2")
+    env = plan.estimate(config, segments, slots=2, runs_dir=tmp_path)
+    assert env.gpu_hours == pytest.approx(whole.gpu_hours / 2)
+    monkeypatch.setenv("RLPIPE_JOBS_PER_GPU", "zero")
+    with pytest.raises(ConfigError, match="jobs per GPU"):
+        plan.estimate(config, segments, slots=2, runs_dir=tmp_path)
+
+
+def test_dry_run_ends_with_the_plan_block(tmp_path):
+    """`snakemake -n` itself prints the plan: slots from resources gpu, price from config."""
+    from pipeline import Workdir
+
+    config = make_config()
+    del config["experiments"]["a"]  # CartPole only: the Workdir is never run for real
+    config["planning"]["usd_per_gpu_hour"] = 3.0
+    work = Workdir(tmp_path / "w", config)
+    out = work.run("-n", "--resources", "gpu=3").stdout
+    block = out[out.index("rlpipe plan:") :].splitlines()
+    assert "3 job slot(s) (resources gpu)" in block[0]
+    row = dict(zip(block[1].split()[:5], block[2].split()[:5], strict=True))
+    assert row == {"experiment": "b", "algo": "ppo", "segments": "6", "runs": "3"} | {"env": "600"}
+    # 6 segments x 15 s x 2 GPUs = 180 GPU-s = 0.05 GPU-h -> $0.15; 3 runs on 3 slots: 30 s.
+    total = block[3].split()
+    assert total[0] == "TOTAL" and total[-3:] == ["0.05", "0.00833", "0.15"]
+    assert "$3.00/GPU-hour" in block[-1] and "3 slots" in block[-1]
+
+    # Without a configured price, the environment can give one (nested --config values reach
+    # the workflow as strings, so the README uses the variable).
+    del config["planning"]["usd_per_gpu_hour"]
+    work.write_config(config)
+    out = work.run("-n", env={"RLPIPE_USD_PER_GPU_HOUR": "0.5"}).stdout
+    assert "from RLPIPE_USD_PER_GPU_HOUR" in out and "$0.50/GPU-hour" in out
+    assert (
+        "rlpipe plan: error: RLPIPE_USD_PER_GPU_HOUR='x'"
+        in work.run("-n", env={"RLPIPE_USD_PER_GPU_HOUR": "x"}).stdout
+    )
+
+    # Telemetry of the same experiment replaces the config default, and the block says so.
+    for seed in (1, 2, 3):
+        telemetry(work.path / "runs", "b", "CartPole-v1", seed, 100, 50.0)
+    assert "measured 50 (3 segments)" in work.run("-n").stdout

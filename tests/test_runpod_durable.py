@@ -46,7 +46,7 @@ def remote(rclone_server, monkeypatch):
 
 
 def durable_file(tmp_path, **settings) -> str:
-    """A --configfile replacing the profile's durable.yaml (fast uploads for tests)."""
+    """A --configfile replacing the profile's pod.yaml (fast uploads for tests)."""
     path = tmp_path / "durable.yaml"
     path.write_text(yaml.safe_dump({"durable": {"remote": "unused:x", **settings}}))
     return str(path)
@@ -120,8 +120,14 @@ def test_plan_from_fresh_directory_and_retention(tmp_path, remote):
 
     # A hyper-parameter change is still detected (provenance came with the outputs).
     fresh.write_config(cp_config(total=2048, every=512, ent_coef=0.05))
-    jobs = fresh.planned_jobs(*targets, "--profile", PROFILE)
-    assert sum(r == "train_segment" for r, _ in jobs) == 4
+    out = fresh.run(*targets, "-n", "--profile", PROFILE).stdout
+    assert out.count("rule train_segment:") == 4
+    # The plan block: throughput measured from the telemetry restored from the remote, price
+    # and slots from the profile (pod.yaml, resources gpu).
+    plan = out[out.index("rlpipe plan:") :].splitlines()
+    assert "1 job slot(s) (resources gpu)" in plan[0]
+    assert plan[2].split()[:5] == ["cp", "ppo", "4", "1", "2,048"] and "measured" in plan[2]
+    assert "$2.50/GPU-hour" in plan[-1]
 
 
 def test_disk_guard_refuses_segment(tmp_path):

@@ -7,7 +7,8 @@ the config, keyed ``algo/ENV`` (e.g. ``ppo/Pong-v5``), ``algo/kind`` (kind: atar
 or ``algo``, else from the built-in defaults below. A segment takes
 ``steps / SPS + segment_overhead_s``; segments of one run are serial; runs are packed onto
 the slots longest first (greedy LPT). A job with ``resources.gpu: 0`` still holds a slot and
-is counted as 1 GPU, since on a rented GPU machine the slot is paid for either way.
+is counted as 1 GPU, since on a rented GPU machine the slot is paid for either way; with
+``jobs_per_gpu`` jobs sharing each GPU, a job-hour is ``1 / jobs_per_gpu`` GPU-hours.
 """
 
 from __future__ import annotations
@@ -20,12 +21,15 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
+from rlpipe.gpu_slots import ENV_JOBS_PER_GPU
 from rlpipe.runs import ConfigError, Run, expand_runs, fmt_step
 from rlpipe.status import last_record, text_table
 
-# Built-in throughput guesses (env steps/s of one job): Atari from CleanRL's published
-# ppo_atari_envpool figure (1 GPU, ~900-1,100 SPS); CartPole-class from local CPU runs.
-BUILTIN_SPS = {"ppo/atari": 1000.0, "ppo/classic": 5000.0}
+# Built-in throughput guesses (steps/s of one job; for BC a step is a gradient step): Atari from
+# CleanRL's published ppo_atari_envpool figure (1 GPU, ~900-1,100 SPS); the others from the
+# demo config's CPU runs on a 2-core VM (PPO CartPole ~4.4k, Q-learning ~36k, BC ~360).
+BUILTIN_SPS = {"ppo/atari": 1000.0, "ppo/classic": 4000.0, "qlearn": 30000.0, "bc": 300.0}
+ENV_PRICE = "RLPIPE_USD_PER_GPU_HOUR"
 DEFAULT_OVERHEAD_S = 10.0  # per segment: process start, imports, checkpoint load/save
 CLASSIC_ENVS = {"CartPole", "Acrobot", "MountainCar", "MountainCarContinuous", "Pendulum"}
 MUJOCO_ENVS = set(
@@ -156,6 +160,34 @@ def default_sps(planning: dict, algo: str, env: str) -> tuple[float, str]:
 # --- estimate -------------------------------------------------------------------------------
 
 
+def usd_per_gpu_hour(planning: dict) -> tuple[float | None, str]:
+    """(price, where from): planning.usd_per_gpu_hour, else $RLPIPE_USD_PER_GPU_HOUR, else None."""
+    if planning.get("usd_per_gpu_hour") is not None:
+        return float(planning["usd_per_gpu_hour"]), "planning.usd_per_gpu_hour"
+    text = os.environ.get(ENV_PRICE)
+    if text is None:
+        return None, f"nowhere (set planning.usd_per_gpu_hour or {ENV_PRICE})"
+    try:
+        price = float(text)
+    except ValueError:
+        price = -1.0
+    if not price >= 0:
+        raise ConfigError(f"{ENV_PRICE}={text!r}: must be a number >= 0")
+    return price, ENV_PRICE
+
+
+def jobs_per_gpu(planning: dict) -> int:
+    """Jobs sharing one GPU: planning.jobs_per_gpu, else $RLPIPE_JOBS_PER_GPU, else 1."""
+    value = planning.get("jobs_per_gpu") or os.environ.get(ENV_JOBS_PER_GPU) or 1
+    try:
+        value = int(value)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise ConfigError(f"jobs per GPU must be an integer >= 1, got {value!r}")
+    return value
+
+
 def lpt_makespan(durations: Iterable[float], slots: int) -> float:
     """Longest-first greedy packing of jobs onto slots; returns the finishing time."""
     if slots < 1:
@@ -177,6 +209,7 @@ def estimate(
     runs = expand_runs(config)
     planning = config.get("planning") or {}
     overhead = float(planning.get("segment_overhead_s", DEFAULT_OVERHEAD_S))
+    share = jobs_per_gpu(planning)
     seconds: dict[RunKey, float] = {}  # remaining job seconds per run
     by_exp: dict[str, list[Segment]] = {}
     for seg in segments:
@@ -198,7 +231,7 @@ def estimate(
                 sources.add(f"default {sps:.0f} ({key})")
             seconds[seg.run] = seconds.get(seg.run, 0.0) + (seg.end - seg.start) / sps + overhead
         exp_runs = sorted({seg.run for seg in segs})
-        gpu_h = sum(seconds[r] for r in exp_runs) * gpus / 3600
+        gpu_h = sum(seconds[r] for r in exp_runs) * gpus / share / 3600
         experiments.append(
             ExperimentPlan(
                 exp=exp,
@@ -243,6 +276,26 @@ def _usd(x: float | None) -> str:
 
 def _hours(h: float) -> str:
     return f"{h:,.2f}" if h >= 1 else f"{h:.3g}"
+
+
+def dry_run_block(
+    config: dict,
+    outputs: Iterable[str],
+    slots: int,
+    slots_from: str,
+    runs_dir: str | os.PathLike = "runs",
+) -> str:
+    """The block ``snakemake -n`` ends with: the plan of the training outputs it would make.
+
+    ``slots`` is the profile's GPU slot count (``slots_from`` says where it came from); the
+    price is ``planning.usd_per_gpu_hour`` of the config (a profile sets it via its configfile).
+    """
+    segments = parse_segments("\n".join(outputs), expand_runs(config))
+    price, price_from = usd_per_gpu_hour(config.get("planning") or {})
+    head = f"rlpipe plan: {slots} job slot(s) ({slots_from}); $/GPU-hour from {price_from}"
+    if not segments:
+        return f"{head}\nno training segments to run"
+    return head + "\n" + render(estimate(config, segments, slots, price, runs_dir))
 
 
 def render(plan: Plan) -> str:

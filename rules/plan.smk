@@ -1,0 +1,9 @@
+# The plan block that `snakemake -n` ends with: the training segments of the dry run's DAG,
+# with env steps, GPU-hours, wall time on the profile's GPU slots (`resources: gpu=N`) and cost
+# at config planning.usd_per_gpu_hour (profiles/runpod sets it). rlpipe.plan does the sums.
+import atexit
+
+from snakemake.settings.types import ExecMode
+
+if workflow.exec_mode == ExecMode.DEFAULT:  # -n is known only once the DAG runs
+    atexit.register(print_plan_block)
