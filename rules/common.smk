@@ -168,6 +168,7 @@ def print_plan_block():
     gpu = getattr(workflow.global_resources.get("gpu"), "value", None)
     slots, source = (int(gpu), "resources gpu") if gpu else (1, "no resources gpu")
     try:
-        print("\n" + rlplan.dry_run_block(config, outputs, slots, source, RUNS_DIR))
+        block = rlplan.dry_run_block(config, outputs, slots, source, RUNS_DIR)
+        print(f"\n{block}")
     except ConfigError as err:
         print(f"\nrlpipe plan: error: {err}")
