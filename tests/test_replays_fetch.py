@@ -70,6 +70,7 @@ def test_fetch_verifies_and_writes_manifest_last(rclone_server, tmp_path):
     assert not any(p.name.startswith(".") for p in dest.parent.iterdir())  # temp dirs gone
     # a second fetch replaces the dataset in place
     (root / "ep_000.npz").unlink()
+    rclone_server.changed()
     manifest = fetch_dataset(REMOTE, ["*.npz"], dest, client=fast_client())
     assert sorted(p.name for p in dest.iterdir()) == ["MANIFEST.json", "ep_001.npz", "ep_002.npz"]
 
@@ -149,6 +150,7 @@ def test_file_changed_on_remote_fails_verification_naming_it(rclone_server, tmp_
     (tmp_path / ".cp.partial" / "ep_000.npz").write_bytes(b"stale")  # damaged local leftover
     data[len(data) // 2] ^= 0xFF
     bad.write_bytes(bytes(data))
+    rclone_server.changed()
     manifest = fetch_dataset(REMOTE, None, dest, client=fast_client())
     mf.verify(manifest, dest)
     assert [f["sha256"] for f in manifest["files"]] == [f["sha256"] for f in published]
@@ -170,6 +172,7 @@ def test_fingerprint_follows_remote_content(rclone_server):
     first = remote_fingerprint(REMOTE, "*.npz")
     assert first.startswith("sha256:") and remote_fingerprint(REMOTE, "*.npz") == first
     (root / "readme.txt").write_text("x")
+    rclone_server.changed()
     assert remote_fingerprint(REMOTE, "*.npz") == first  # not included
     assert remote_fingerprint(REMOTE, None) != first
     ep = root / "ep_002.npz"
@@ -177,9 +180,11 @@ def test_fingerprint_follows_remote_content(rclone_server):
     data[-30] ^= 1  # same size; the modtime moves on as with any rewrite
     ep.write_bytes(bytes(data))
     os.utime(ep, (time.time() + 60, time.time() + 60))
+    rclone_server.changed()
     second = remote_fingerprint(REMOTE, "*.npz")
     assert second != first
     (root / "ep_009.npz").write_bytes(b"new")
+    rclone_server.changed()
     assert remote_fingerprint(REMOTE, "*.npz") not in (first, second)
 
 

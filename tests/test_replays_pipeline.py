@@ -96,6 +96,7 @@ def test_external_dataset_refetched_when_remote_changes(rclone_server, tmp_path)
 
     write_episode(remote_dir / "ep9.npz", obs, [1, 1], [1, 1], [False, True], [False, False],
                   env_id="CartPole-v1", n_actions=2)  # fmt: skip
+    rclone_server.changed()
     jobs = work.planned_jobs("data/replays/expert/MANIFEST.json")
     assert [rule for rule, _ in jobs] == ["fetch_replays"]
 

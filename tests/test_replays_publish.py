@@ -96,6 +96,7 @@ def test_manifest_is_removed_first_and_uploaded_last(rclone_server, tmp_path):
 def test_half_published_dataset_is_treated_as_absent(rclone_server, tmp_path):
     publish_dataset(local_dataset(tmp_path / "pong"), REMOTE, client=fast_client())
     (rclone_server.root / "datasets" / "pong" / mf.MANIFEST_NAME).unlink()  # upload under way
+    rclone_server.changed()
     with pytest.raises(Exception, match="no MANIFEST.json"):
         fetch_dataset(REMOTE, None, tmp_path / "dest", require_remote_manifest=True)
     assert not (tmp_path / "dest" / mf.MANIFEST_NAME).exists()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 import types
 
 import pytest
@@ -51,3 +52,28 @@ def test_disk_guard(tmp_path):
     durable.check_free_disk(str(tmp_path / "out/a.pt"), str(prev), 1)
     with pytest.raises(RuntimeError, match="disk guard: only .* MiB free"):
         durable.check_free_disk(str(tmp_path / "out/a.pt"), str(prev), 10**12)
+
+
+def test_uploader_thread_survives_failed_rounds(capfd):
+    """A remote error or a file vanishing under an upload (a job rerunning) costs one round."""
+    mirror = durable.Mirror(durable.Settings(remote="X:y", upload_interval_s=0.01), [])
+    errors = [FileNotFoundError("runs/a.pt vanished"), durable.RemoteError("copy", "X:y", "down")]
+    calls = []
+
+    def flush():
+        calls.append(1)
+        if errors:
+            raise errors.pop(0)
+        return 0
+
+    mirror.flush = flush
+    uploader = durable.Uploader(mirror)
+    uploader.start()
+    deadline = time.monotonic() + 10
+    while len(calls) < 3 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    uploader.stop.set()
+    uploader.join(timeout=5)
+    assert len(calls) >= 3  # the thread went on after both failures
+    err = capfd.readouterr().err
+    assert "upload deferred: runs/a.pt vanished" in err and "down" in err

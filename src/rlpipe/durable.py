@@ -184,10 +184,11 @@ class Mirror:
             return len(todo)
 
     def flush_or_defer(self) -> int:
-        """:meth:`flush`, but a remote error is only reported: the next flush retries."""
+        """:meth:`flush`, but a remote error (or a local file that changed under it, e.g. a
+        job rewriting an output) is only reported: the next flush retries."""
         try:
             return self.flush()
-        except RemoteError as exc:
+        except (RemoteError, OSError) as exc:
             print(f"rlpipe durable: upload deferred: {exc}", file=sys.stderr)
             return 0
 
@@ -204,7 +205,10 @@ class Mirror:
                 self.failed = [str(exc)]
                 if time.monotonic() + delay > deadline:
                     break
-                log.warning("durable upload failed, retrying in %.0fs: %s", delay, exc)
+                print(
+                    f"rlpipe durable: upload deferred: {exc}; retrying in {delay:.0f}s",
+                    file=sys.stderr,
+                )
                 time.sleep(delay)
                 delay = min(delay * 2, 30.0)
         raise RuntimeError(

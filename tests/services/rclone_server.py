@@ -22,6 +22,7 @@ from pathlib import Path
 
 from rlpipe.storage.rclone import find_rclone
 
+DIR_CACHE_S = 0.1  # the server's --dir-cache-time
 REQUEST = re.compile(r": (?P<path>/\S*): (?P<method>[A-Z]+) from ")
 
 
@@ -67,9 +68,9 @@ class RcloneWebdavServer:
         assert self.proc is None, "server already running"
         env = {**os.environ, "RCLONE_USER": self.user, "RCLONE_PASS": self.password}
         args = [self.binary, "serve", "webdav", str(self.root), "--addr", f"127.0.0.1:{self.port}"]
-        # Tests edit the served directory directly, so directory listings must not be cached
-        # for long; but 0s makes the server spin at full CPU (a 30-file copy never finished).
-        args += ["--dir-cache-time", "100ms"]
+        # Tests edit the served directory directly, so listings are cached only briefly (see
+        # changed()); 0s makes the server spin at full CPU (a 30-file copy never finished).
+        args += ["--dir-cache-time", f"{int(DIR_CACHE_S * 1000)}ms"]
         with open(self.log_path, "a") as log:
             self.proc = subprocess.Popen(
                 [*args, "-v"], env=env, stdout=log, stderr=subprocess.STDOUT
@@ -85,6 +86,11 @@ class RcloneWebdavServer:
                 time.sleep(0.05)
         self.stop()
         raise RuntimeError(f"rclone serve did not listen on {self.url} within {timeout_s}s")
+
+    def changed(self) -> None:
+        """Call after editing the served directory directly: waits until the server's cached
+        listings (kept DIR_CACHE_S, checked by age on each access) have expired."""
+        time.sleep(3 * DIR_CACHE_S)
 
     def stop(self, kill: bool = False) -> None:
         """End the server's PID: TERM (then KILL after 5 s), or KILL at once (a crash)."""
