@@ -281,8 +281,10 @@ def test_nothing_to_be_done_still_uploads(tmp_path, remote):
     targets = evals(512, 512)
     pod = Workdir(tmp_path / "pod", config)
     pod.run(*targets)  # no profile: nothing goes to the remote
-    assert not served(remote)
-    done = pod.run(*targets, "--profile", PROFILE, "--configfile", durable_file(tmp_path))
+    profile = ("--profile", PROFILE, "--configfile", durable_file(tmp_path))
+    assert "Nothing to be done" in pod.run(*targets, *profile, "-n").stdout
+    assert not served(remote)  # a dry run uploads nothing
+    done = pod.run(*targets, *profile)
     assert "Nothing to be done" in done.stdout + done.stderr
     run = RUN.format(seed=1)
     assert {f"{run}/ckpt/step_{512:010d}.pt", targets[0]} <= durable_keys(remote)
