@@ -149,9 +149,9 @@ def remote_state(wildcards):
 
 
 TRAINING_RULES = {"train_segment", "bc_segment", "qlearn_segment"}
-RUNS_DIR = Path(
-    "runs"
-).resolve()  # Snakemake leaves the workdir before atexit hooks run
+# Absolute: Snakemake has left the working directory when atexit hooks run.
+WORKDIR = Path.cwd()
+RUNS_DIR = WORKDIR / "runs"
 
 
 def print_plan_block():

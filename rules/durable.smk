@@ -6,7 +6,6 @@
 # upload what an earlier run left local-only (no hook runs when there is nothing to do).
 import atexit
 import sys
-from pathlib import Path
 
 from snakemake.settings.types import ExecMode
 
@@ -30,8 +29,7 @@ if DURABLE is not None and workflow.exec_mode == ExecMode.DEFAULT:
             for run in RUNS.values()
         ]
 
-    # An absolute workdir: Snakemake has left it when the atexit hook runs.
-    MIRROR = durable.Mirror(DURABLE, _durable_runs(), Path.cwd())
+    MIRROR = durable.Mirror(DURABLE, _durable_runs(), WORKDIR)
     try:
         _restored = MIRROR.restore()
     except durable.RemoteError as err:

@@ -48,8 +48,12 @@ def test_dockerfile_install_is_make_install():
     """The image runs exactly the install commands of `make install` (the tested ones)."""
     make = (REPO / "Makefile").read_text()
     recipe = make.split("$(STAMP): pyproject.toml\n", 1)[1].split("\n\n", 1)[0]
-    names = {"$(PYTHON)": "python3", "$(BIN)": ".venv/bin", "$(VENV)": ".venv"}
-    names["$@"] = ".venv/.rlpipe-installed"
+    names = {
+        "$(PYTHON)": "python3",
+        "$(BIN)": ".venv/bin",
+        "$(VENV)": ".venv",
+        "$@": ".venv/.rlpipe-installed",
+    }
     make_cmds = []
     for line in recipe.splitlines():
         for var, value in names.items():

@@ -189,7 +189,7 @@ class Mirror:
         try:
             return self.flush()
         except (RemoteError, OSError) as exc:
-            print(f"rlpipe durable: upload deferred: {exc}", file=sys.stderr)
+            _report_deferred(exc)
             return 0
 
     def flush_until_deadline(self) -> None:
@@ -205,10 +205,7 @@ class Mirror:
                 self.failed = [str(exc)]
                 if time.monotonic() + delay > deadline:
                     break
-                print(
-                    f"rlpipe durable: upload deferred: {exc}; retrying in {delay:.0f}s",
-                    file=sys.stderr,
-                )
+                _report_deferred(exc, f"; retrying in {delay:.0f}s")
                 time.sleep(delay)
                 delay = min(delay * 2, 30.0)
         raise RuntimeError(
@@ -281,6 +278,11 @@ class Uploader(threading.Thread):
     def run(self) -> None:
         while not self.stop.wait(self.mirror.settings.upload_interval_s):
             self.mirror.flush_or_defer()
+
+
+def _report_deferred(exc: Exception, then: str = "") -> None:
+    """The one user-visible line of a failed upload round (Snakemake shows stderr)."""
+    print(f"rlpipe durable: upload deferred: {exc}{then}", file=sys.stderr)
 
 
 def _is_checkpoint(rel: str) -> bool:
