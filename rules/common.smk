@@ -1,5 +1,10 @@
 import re
+import sys
 from pathlib import Path
+
+# This checkout's library, whatever rlpipe the interpreter has installed (fresh clones and
+# worktrees may share one virtualenv).
+sys.path.insert(0, str(Path(workflow.basedir) / "src"))
 
 from rlpipe import config as rlconfig
 from rlpipe import locks
