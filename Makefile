@@ -3,30 +3,46 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.rlpipe-installed
+PROFILE_HOME := $(or $(XDG_CONFIG_HOME),$(HOME)/.config)/snakemake
 
 .PHONY: install run test test-fast lint bench clean
 
-$(STAMP): pyproject.toml
-	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install -q --upgrade pip
-	$(BIN)/python -m pip install -q -e '.[test]'
-	touch $@
+# The venv is (re)installed when pyproject.toml's *content* differs from the one it was
+# installed from (the stamp holds its sha256): a fresh clone's new mtimes alone change nothing.
+# Then `--profile local|slurm|runpod` is made to work from anywhere: Snakemake looks for
+# profiles by name in ~/.config/snakemake, where this links them (an existing directory of
+# that name is never replaced).
+install:
+	@want=$$(sha256sum pyproject.toml | cut -d' ' -f1); \
+	if [ "$$(cat $(STAMP) 2>/dev/null)" != "$$want" ]; then \
+	  set -e; \
+	  test -x $(BIN)/python || $(PYTHON) -m venv $(VENV); \
+	  $(BIN)/python -m pip install -q --upgrade pip; \
+	  $(BIN)/python -m pip install -q -e '.[test]'; \
+	  echo "$$want" > $(STAMP); \
+	fi
+	@mkdir -p "$(PROFILE_HOME)"; \
+	for p in local slurm runpod; do \
+	  if [ ! -e "$(PROFILE_HOME)/$$p" ] || [ -L "$(PROFILE_HOME)/$$p" ]; then \
+	    ln -sfn "$(CURDIR)/profiles/$$p" "$(PROFILE_HOME)/$$p"; \
+	  else \
+	    echo "make: $(PROFILE_HOME)/$$p is not a link; use --profile profiles/$$p"; \
+	  fi; \
+	done
 
-install: $(STAMP)
-
-run: $(STAMP)
+run: install
 	$(BIN)/snakemake
 
-test: $(STAMP)
+test: install
 	$(BIN)/pytest
 
-test-fast: $(STAMP)
+test-fast: install
 	$(BIN)/pytest -m "not slow"
 
-lint: $(STAMP)
+lint: install
 	$(BIN)/pytest tests/test_lint.py
 
-bench: $(STAMP)
+bench: install
 	$(BIN)/python benchmarks/bench_ppo.py
 	$(BIN)/python benchmarks/bench_qlearn.py
 

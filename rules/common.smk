@@ -2,6 +2,8 @@ import re
 import sys
 from pathlib import Path
 
+from snakemake.settings.types import ExecMode
+
 # This checkout's library, whatever rlpipe the interpreter has installed (fresh clones and
 # worktrees may share one virtualenv).
 sys.path.insert(0, str(Path(workflow.basedir) / "src"))
@@ -9,9 +11,15 @@ sys.path.insert(0, str(Path(workflow.basedir) / "src"))
 from rlpipe import config as rlconfig
 from rlpipe import locks
 from rlpipe import plan as rlplan
-from rlpipe.workflow_env import export_pythonpath
+from rlpipe.provenance import code_version as _code_version
 from rlpipe.replays.fetch import fingerprint_or_stored
 from rlpipe.runs import ConfigError, expand_runs, fmt_step
+from rlpipe.smk import jobguard, probe
+from rlpipe.workflow_env import export_pythonpath
+
+if probe.active():  # the restore probe plans exactly the config of the run it serves
+    config.clear()
+    config.update(probe.resolved_config())
 
 try:
     rlconfig.validate(
@@ -21,9 +29,30 @@ try:
 except ConfigError as err:
     raise WorkflowError(str(err)) from None
 
-locks.clear_stale_locks()
+# The main process of a run a user started (not a job step, not the restore probe) owns the
+# directory if no other rlpipe run does: only then may it clear stale locks or restore files.
+MAIN_RUN = workflow.exec_mode == ExecMode.DEFAULT and not probe.active()
+HOLDS_DIRECTORY = MAIN_RUN and locks.hold_directory()
+if HOLDS_DIRECTORY:
+    locks.clear_stale_locks()
+    jobguard.wait_for_orphans()
+if MAIN_RUN:
+    jobguard.mark_main()
 
 export_pythonpath(Path(workflow.basedir) / "src")
+
+# Rules whose output MANIFEST.json stands for every file in its directory (durable mirror).
+DATASET_RULES = {"record_replays", "fetch_replays"}
+
+
+def code_version(script):
+    """Param: content hash of a rule script and the rlpipe modules it runs (rerun trigger;
+    Snakemake's mtime-based code trigger is off, see profiles/default)."""
+    return _code_version(
+        Path(workflow.basedir) / "workflow" / "scripts" / script,
+        Path(workflow.basedir) / "src",
+    )
+
 
 CKPT_PATTERN = {
     "ppo": "runs/{exp}/{env}/seed{seed}/ckpt/step_{step}.pt",

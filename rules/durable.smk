@@ -1,19 +1,24 @@
 # Durable state on an rclone remote (profiles/runpod, src/rlpipe/durable.py). Off unless
-# config durable.remote (or $RLPIPE_REMOTE) is set. At parse time (also for -n): restore what
-# this directory lacks from the remote (one listing, one batched download). While jobs run: a
-# background thread uploads completed outputs and their provenance; the end of the run flushes
-# them synchronously and fails the run loudly if they cannot be uploaded. At exit (not -n):
-# upload what an earlier run left local-only (no hook runs when there is nothing to do).
+# config durable.remote (or $RLPIPE_REMOTE) is set. While the Snakefile is parsed (also for
+# -n), the run that holds this directory restores what this config needs from the remote.
+# While jobs run, a background thread uploads completed outputs, their companions and their
+# provenance. The end of the run flushes them synchronously; if they cannot be uploaded, the
+# run fails loudly, also when there was nothing to do.
 import atexit
+import os
 import sys
-
-from snakemake.settings.types import ExecMode
+import time
 
 from rlpipe import durable
+from rlpipe.smk import invocation
+from rlpipe.storage.rclone import RemoteError
 
 DURABLE = durable.Settings.from_config(config.get("durable"))
 
-if DURABLE is not None and workflow.exec_mode == ExecMode.DEFAULT:
+if probe.active():
+    atexit.register(probe.dump, workflow, DATASET_RULES)
+
+elif DURABLE is not None and MAIN_RUN:
 
     def _durable_runs():
         every = DURABLE.keep_every
@@ -29,33 +34,75 @@ if DURABLE is not None and workflow.exec_mode == ExecMode.DEFAULT:
             for run in RUNS.values()
         ]
 
-    MIRROR = durable.Mirror(DURABLE, _durable_runs(), WORKDIR)
+    def _probe():
+        """A dry run of this invocation's targets and config (rlpipe.smk.probe)."""
+        return probe.run(
+            workflow.main_snakefile,
+            WORKDIR,
+            config,
+            invocation.targets(),
+            invocation.force_args(),
+            WORKDIR / ".snakemake" / "rlpipe-probe",
+        )
+
+    _t0 = time.monotonic()
     try:
-        _restored = MIRROR.restore()
-    except durable.RemoteError as err:
+        MIRROR = durable.Mirror(DURABLE, _durable_runs(), WORKDIR)
+        if HOLDS_DIRECTORY:
+            _restored = MIRROR.restore(_probe)
+        else:
+            _restored = []
+            MIRROR.refresh()
+            print(
+                "rlpipe durable: another rlpipe run holds this directory; restoring nothing",
+                file=sys.stderr,
+            )
+    except (RemoteError, RuntimeError) as err:
         raise WorkflowError(f"durable restore failed: {err}") from None
     print(
-        f"rlpipe durable: {DURABLE.remote}: {len(MIRROR.state)} remote files, "
-        f"restored {len(_restored)}, {MIRROR.remote.calls} rclone calls",
+        f"rlpipe durable: {DURABLE.remote}: {len(MIRROR.state)} remote files; restored "
+        f"{len(_restored)} ({sum(MIRROR.state[p]['Size'] for p in _restored):,} bytes) with "
+        f"{MIRROR.remote.calls} rclone calls in {time.monotonic() - _t0:.1f}s",
         file=sys.stderr,
     )
     UPLOADER = durable.Uploader(MIRROR)
 
+    def _follow_dag():
+        """Tell the mirror each output's companions and which outputs this run remakes."""
+        companions = {}
+        for job in workflow.dag.jobs:
+            extra = [str(job.benchmark)] if job.benchmark else []
+            if job.rule.name in DATASET_RULES:
+                extra += [f"{Path(o).parent}/" for o in job.output]
+            for out in job.output:
+                companions.setdefault(str(out), []).extend(extra)
+        MIRROR.companions = lambda key: companions.get(key, [])
+        MIRROR.stale = {str(f) for job in workflow.dag.needrun_jobs() for f in job.output}
+
     def _upload_left_over():
-        """At exit of a run that executed jobs or found nothing to do (not -n, --report or
-        --lint): upload outputs that are still local-only."""
-        if workflow.executor_plugin is None or workflow.dryrun or MIRROR.failed:
+        """At exit of a real run (also one with nothing to do, when Snakemake runs no
+        hooks): upload what is still local-only; failing that, exit non-zero."""
+        if workflow.executor_plugin is None or workflow.dryrun or workflow.dag is None:
             return
-        uploaded = MIRROR.flush_or_defer()
-        if uploaded:
-            print(
-                f"rlpipe durable: uploaded {uploaded} outputs an earlier run left local-only",
-                file=sys.stderr,
-            )
+        if MIRROR.failed:  # the end-of-run flush already failed the run
+            return
+        if not UPLOADER.is_alive() and UPLOADER.ident is None:
+            _follow_dag()
+        try:
+            before = len(MIRROR.pending())
+            MIRROR.flush_until_deadline()
+        except (RuntimeError, OSError) as err:
+            print(f"rlpipe durable: error: {err}", file=sys.stderr)
+            sys.stdout.flush()
+            sys.stderr.flush()
+            os._exit(1)  # atexit cannot change the exit status otherwise
+        if before:
+            print(f"rlpipe durable: uploaded {before} outputs left local-only", file=sys.stderr)
 
     atexit.register(_upload_left_over)
 
     onstart:
+        _follow_dag()
         UPLOADER.start()
 
     onsuccess:

@@ -12,6 +12,7 @@ rule evaluate:
         "../envs/rlpipe.yaml"
     threads: 1
     params:
+        code=code_version("evaluate.py"),
         evaluation=config["evaluation"],
     script:
         "../workflow/scripts/evaluate.py"

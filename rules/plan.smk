@@ -3,7 +3,5 @@
 # at config planning.usd_per_gpu_hour (profiles/runpod sets it). rlpipe.plan does the sums.
 import atexit
 
-from snakemake.settings.types import ExecMode
-
-if workflow.exec_mode == ExecMode.DEFAULT:  # -n is known only once the DAG runs
+if MAIN_RUN:  # -n is known only once the DAG runs
     atexit.register(print_plan_block)

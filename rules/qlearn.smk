@@ -19,6 +19,7 @@ rule qlearn_segment:
         mem_mb=run_resource("mem_mb"),
         runtime=run_resource("runtime"),
     params:
+        code=code_version("qlearn_segment.py"),
         segment=segment_params,
         hparams=lambda wildcards: run_of(wildcards).hparams,
     script:

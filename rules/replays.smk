@@ -12,6 +12,7 @@ rule record_replays:
         "../envs/rlpipe.yaml"
     threads: 1
     params:
+        code=code_version("record_replays.py"),
         record=lambda wildcards: config["datasets"][wildcards.dataset]["record"],
         max_steps=config["evaluation"]["max_episode_steps"],
     script:
@@ -31,6 +32,7 @@ rule publish_replays:
     conda:
         "../envs/rlpipe.yaml"
     params:
+        code=code_version("publish_replays.py"),
         remote=lambda wildcards: config["datasets"][wildcards.dataset]["remote"],
     script:
         "../workflow/scripts/publish_replays.py"
@@ -49,8 +51,12 @@ rule fetch_replays:
     conda:
         "../envs/rlpipe.yaml"
     params:
+        code=code_version("fetch_replays.py"),
         remote=lambda wildcards: config["datasets"][wildcards.dataset]["remote"],
         include=lambda wildcards: config["datasets"][wildcards.dataset]["include"],
+        require_manifest=lambda wildcards: config["datasets"][wildcards.dataset][
+            "require_manifest"
+        ],
         remote_state=remote_state,
     script:
         "../workflow/scripts/fetch_replays.py"

@@ -49,6 +49,7 @@ rule summarize:
         "../envs/rlpipe.yaml"
     threads: 1
     params:
+        code=code_version("summarize.py"),
         summary=config["summary"],
     script:
         "../workflow/scripts/summarize.py"

@@ -20,6 +20,7 @@ rule train_segment:
         mem_mb=run_resource("mem_mb"),
         runtime=run_resource("runtime"),
     params:
+        code=code_version("train_segment.py"),
         segment=segment_params,
         hparams=lambda wildcards: run_of(wildcards).hparams,
     script:
@@ -48,6 +49,7 @@ rule bc_segment:
         mem_mb=run_resource("mem_mb"),
         runtime=run_resource("runtime"),
     params:
+        code=code_version("bc_segment.py"),
         segment=segment_params,
         hparams=lambda wildcards: run_of(wildcards).hparams,
     script:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import fcntl
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -66,13 +67,17 @@ def test_stale_locks_removed_only_when_no_run_holds_the_directory(tmp_path):
         text=True,
     )
     assert holder.stdout.readline().strip() == "held"
-    code = f"from rlpipe import locks; print(locks.clear_stale_locks({str(smk)!r}))"
-    run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
-    assert run.stdout.strip() == "False" and (smk / "locks" / "0.input.lock").exists()
+    code = (
+        f"from rlpipe import locks; held = locks.hold_directory({str(smk)!r}); "
+        f"print(held, held and locks.clear_stale_locks({str(smk)!r}))"
+    )
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).parents[1] / "src")}
+    run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env)
+    assert run.stdout.split() == ["False", "False"] and (smk / "locks" / "0.input.lock").exists()
     holder.kill()
     holder.wait()
-    run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
-    assert run.stdout.strip() == "True" and not (smk / "locks").exists()
+    run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env)
+    assert run.stdout.split() == ["True", "True"] and not (smk / "locks").exists()
     assert "stale Snakemake locks" in run.stderr
     fd = Path(smk / "rlpipe-session.lock").open()
     fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)  # freed when the process exited

@@ -9,6 +9,7 @@ import pytest
 from snakemake.persistence.file import FilePersistence
 
 from rlpipe import durable
+from rlpipe.rulelog import check_free_disk
 
 
 @pytest.mark.parametrize("key", ["runs/cp/CartPole-v1/seed1/ckpt/step_0000000512.pt", "x" * 400])
@@ -28,7 +29,7 @@ def test_remote_env_var_wins(monkeypatch):
     assert durable.Settings.from_config({"remote": "a:b", "keep_last": 2}).remote == "c:d"
 
 
-def test_retention_keeps_last_final_and_pinned():
+def _retention_mirror(tmp_path, keep_last=2):
     steps = [100, 200, 300, 400, 500]
     run = durable.RunFiles(
         steps=steps,
@@ -36,27 +37,84 @@ def test_retention_keeps_last_final_and_pinned():
         evals=[f"r/eval/step_{s}.json" for s in steps],
         pinned={"r/ckpt/step_200.pt"},
     )
-    mirror = durable.Mirror(durable.Settings(remote="X:y", keep_last=2), [run])
-    done = run.ckpts[:4] + run.evals[:3]  # 4 checkpoints durable, eval of step 400 not yet
-    mirror.state = {p: {} for p in done} | {durable.record_rel(p): {} for p in done}
+    settings = durable.Settings(remote=f":local:{tmp_path}/remote", keep_last=keep_last)
+    return durable.Mirror(settings, [run], tmp_path), run
+
+
+def _durable(mirror, keys, current=True):
+    """Outputs and records on the remote; their records here as uploaded (current) or only
+    restored for the probe (not current: the ledger does not vouch for them)."""
+    for key in keys:
+        record = mirror.workdir / durable.record_rel(key)
+        record.parent.mkdir(parents=True, exist_ok=True)
+        record.write_text('{"endtime": 1}')
+        mirror.state[key] = mirror.state[durable.record_rel(key)] = {"Size": 1}
+        if current:
+            mirror.ledger.mark([durable.record_rel(key)])
+
+
+def test_retention_keeps_last_final_and_pinned(tmp_path):
+    mirror, run = _retention_mirror(tmp_path)
+    mirror.state = {}
+    _durable(mirror, run.ckpts[:4] + run.evals[:3])  # eval of step 400 not yet durable
     # 100 goes; 200 pinned; 300 and 400 are the last two; 500 does not exist yet.
     assert mirror.doomed() == ["r/ckpt/step_100.pt"]
     mirror.settings.keep_last = None
     assert mirror.doomed() == []
 
 
+def test_retention_never_counts_stale_outputs(tmp_path):
+    """An older config's outputs on the remote (records not vouched for by this directory) or
+    outputs this run is remaking never make a fresh checkpoint look superseded."""
+    mirror, run = _retention_mirror(tmp_path, keep_last=1)
+    mirror.state = {}
+    _durable(mirror, run.ckpts[:1] + run.evals[:1])  # this config: step 100 done
+    _durable(mirror, run.ckpts[1:] + run.evals[1:], current=False)  # old config's 200..500
+    assert mirror.doomed() == []
+    # Once this config has made step 200 (and uploaded it), 100 is superseded...
+    mirror.ledger.mark(durable.record_rel(k) for k in run.ckpts[1:2] + run.evals[1:2])
+    assert mirror.doomed() == ["r/ckpt/step_100.pt"]
+    # ...unless this run is about to remake 200 (found out of date when it started).
+    mirror.stale = {run.ckpts[1]}
+    mirror.started = time.time() + 60
+    assert mirror.doomed() == []
+
+
+def test_unconfigured_remote_is_one_clear_line(monkeypatch, tmp_path):
+    monkeypatch.setenv("RCLONE_CONFIG", str(tmp_path / "none.conf"))
+    with pytest.raises(durable.RemoteError) as err:
+        durable.Mirror(durable.Settings(remote="rlpipe:rlpipe-state"), [], tmp_path)
+    message = str(err.value)
+    assert "no remote named 'rlpipe'" in message and "RCLONE_CONFIG_RLPIPE_TYPE" in message
+    assert "\n" not in message
+    monkeypatch.setenv("RCLONE_CONFIG_RLPIPE_TYPE", "local")
+    durable.Mirror(durable.Settings(remote="rlpipe:rlpipe-state"), [], tmp_path)
+
+
+def test_ledger_notices_changed_files(tmp_path):
+    (tmp_path / "a.txt").write_text("one")
+    ledger = durable.Ledger(tmp_path)
+    ledger.mark(["a.txt"])
+    assert durable.Ledger(tmp_path).same("a.txt")  # persisted
+    time.sleep(0.01)
+    (tmp_path / "a.txt").write_text("two")
+    assert not ledger.same("a.txt") and not ledger.same("missing.txt")
+
+
 def test_disk_guard(tmp_path):
     prev = tmp_path / "prev.pt"
     prev.write_bytes(b"x" * 1000)
-    durable.check_free_disk(str(tmp_path / "out/a.pt"), str(prev), 0)
-    durable.check_free_disk(str(tmp_path / "out/a.pt"), str(prev), 1)
+    check_free_disk(str(tmp_path / "out/a.pt"), str(prev), 0)
+    check_free_disk(str(tmp_path / "out/a.pt"), str(prev), 1)
     with pytest.raises(RuntimeError, match="disk guard: only .* MiB free"):
-        durable.check_free_disk(str(tmp_path / "out/a.pt"), str(prev), 10**12)
+        check_free_disk(str(tmp_path / "out/a.pt"), str(prev), 10**12)
 
 
-def test_uploader_thread_survives_failed_rounds(capfd):
+def test_uploader_thread_survives_failed_rounds(capfd, tmp_path):
     """A remote error or a file vanishing under an upload (a job rerunning) costs one round."""
-    mirror = durable.Mirror(durable.Settings(remote="X:y", upload_interval_s=0.01), [])
+    mirror = durable.Mirror(
+        durable.Settings(remote=":local:/nonexistent", upload_interval_s=0.01), [], tmp_path
+    )
     errors = [FileNotFoundError("runs/a.pt vanished"), durable.RemoteError("copy", "X:y", "down")]
     calls = []
 

@@ -43,12 +43,29 @@ def write_json(path: str | os.PathLike, obj) -> None:
     write_text(path, json.dumps(obj, indent=2, sort_keys=True) + "\n")
 
 
+def _writer_alive(temp: Path) -> bool:
+    pid = temp.name.rsplit(TEMP_MARK, 1)[1]
+    if not pid.isdigit():
+        return False
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
 def remove_stale_temps(path: str | os.PathLike) -> int:
-    """Delete temp files a killed writer of ``path`` left behind; return how many."""
+    """Delete temp files that dead writers of ``path`` left behind; return how many.
+
+    A temp file whose writer (the PID in its name) still runs is left alone: two attempts at
+    the same output never delete each other's work in progress.
+    """
     target = Path(path)
     if not target.parent.is_dir():
         return 0
-    stale = list(target.parent.glob(f".{target.name}{TEMP_MARK}*"))
+    stale = [p for p in target.parent.glob(f".{target.name}{TEMP_MARK}*") if not _writer_alive(p)]
     for p in stale:
         p.unlink(missing_ok=True)
     return len(stale)

@@ -56,6 +56,7 @@ def train_segment(
     obs_all, act_all = torch.as_tensor(obs_np), torch.as_tensor(act_np)  # (N, *obs), (N,)
     prev = checkpoint.load(prev_ckpt, expect_algo="bc") if prev_ckpt else None
     torch.manual_seed(derive_seed(segment.seed, 0))
+    np.random.seed(derive_seed(segment.seed, 1))  # saved in the checkpoint: seed it too
     kind = "cnn" if is_image_env(segment.env_id) else "mlp"
     agent = ActorCritic(tuple(obs_np.shape[1:]), n_actions, kind)
     optimizer = optim.Adam(agent.parameters(), lr=hp["learning_rate"])

@@ -1,37 +1,58 @@
 """Durable state on an rclone remote for ephemeral pods (the ``runpod`` profile).
 
-The remote mirrors the working directory: every completed output (a file with a Snakemake
-metadata record and no incomplete marker) at its relative path, plus its record under
-``.snakemake/metadata/``. A record is uploaded only after its output's upload is verified, and
-restore trusts only outputs that have a record, so a partial upload is never taken for a
-complete one. Restore (at parse time) lists the remote once and downloads, in one batched call,
-every missing output except checkpoints that are not the latest of their run; mtimes are kept,
-so Snakemake sees the outputs up to date and the records keep param/code changes detectable.
-Retention deletes old checkpoints locally and remotely once their successors are durable.
+The remote mirrors the working directory. It holds every completed output at its relative
+path, with its Snakemake provenance record under ``.snakemake/metadata/`` and its
+*companions*: the job's benchmark file, and a dataset's files. An upload copies the files,
+verifies them (``rclone check``), then copies the records. So a record on the remote means its
+output and companions are there, complete. Which remote holds what is told by one recursive
+listing. What this directory uploaded or restored is in a ledger
+(``.snakemake/rlpipe-durable.json``: size and mtime of each file then), so uploads compare
+local files with the ledger rather than with remote modtimes, which some remotes cannot set.
+
+Restore, while the Snakefile is parsed, and only by the run that holds the directory
+(``rlpipe.locks``):
+
+1. list the remote;
+2. if the remote has outputs this directory lacks, download the records it lacks;
+3. run the probe (``rlpipe.smk.probe``): a dry run that says which outputs are *current*
+   (their records match this config and code, and so does everything upstream) and which files
+   the jobs that will run read;
+4. download, in one call, the current outputs that are small (``eager_restore_mb``) or read by
+   a job that will run, with their companions. Each gets the mtime its record holds.
+
+An output whose record is stale, e.g. made under an older config, is never restored and never
+counted as durable by retention. Results never mix configs.
+
+Retention (``keep_last``) deletes a checkpoint locally and remotely once it is superseded:
+its evaluation and the next checkpoint are durable and current.
 """
 
 from __future__ import annotations
 
-import glob
+import json
 import logging
 import os
-import shutil
 import sys
-import tempfile
 import threading
 import time
 from base64 import urlsafe_b64decode, urlsafe_b64encode
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from rlpipe.storage.rclone import RcloneRemote, RemoteError, RemoteNotFound
+from rlpipe import atomic
+from rlpipe.smk.probe import ProbeResult
+from rlpipe.storage.rclone import RcloneRemote, RemoteError, RemoteNotFound, ensure_configured
 
 log = logging.getLogger("rlpipe.durable")
 
 METADATA = ".snakemake/metadata"
 INCOMPLETE = ".snakemake/incomplete"
+LEDGER = ".snakemake/rlpipe-durable.json"
 NAME_MAX = 255
 REMOTE_ENV = "RLPIPE_REMOTE"
+
+Companions = Callable[[str], list[str]]  # output -> files and "dir/" prefixes travelling with it
 
 
 def record_rel(key: str) -> str:
@@ -58,6 +79,7 @@ class Settings:
     upload_retries: int = 3
     upload_deadline_s: float = 600
     upload_interval_s: float = 30
+    eager_restore_mb: float = 1.0
 
     @classmethod
     def from_config(cls, section: dict | None) -> Settings | None:
@@ -77,16 +99,55 @@ class RunFiles:
     pinned: set[str] = field(default_factory=set)
 
 
+class Ledger:
+    """Files known to be on the remote as they are here: path -> [size, mtime_ns]."""
+
+    def __init__(self, workdir: Path):
+        self.workdir, self.path = workdir, workdir / LEDGER
+        try:
+            self.entries: dict[str, list[int]] = json.loads(self.path.read_text())
+        except (OSError, ValueError):
+            self.entries = {}  # absent or unreadable: everything is compared afresh
+
+    @staticmethod
+    def _stat(path: Path) -> list[int] | None:
+        try:
+            st = path.stat()
+        except OSError:
+            return None
+        return [st.st_size, st.st_mtime_ns]
+
+    def same(self, rel: str) -> bool:
+        entry = self.entries.get(rel)
+        return entry is not None and entry == self._stat(self.workdir / rel)
+
+    def mark(self, rels: Iterable[str]) -> None:
+        for rel in rels:
+            stat = self._stat(self.workdir / rel)
+            if stat is not None:
+                self.entries[rel] = stat
+        atomic.write_json(self.path, self.entries)
+
+    def forget(self, rels: Iterable[str]) -> None:
+        for rel in rels:
+            self.entries.pop(rel, None)
+        atomic.write_json(self.path, self.entries)
+
+
 class Mirror:
     """Restore from, upload to and prune the remote copy of one working directory."""
 
     def __init__(self, settings: Settings, runs: list[RunFiles], workdir: str | Path = "."):
+        ensure_configured(settings.remote, f"durable state (durable.remote or ${REMOTE_ENV})")
         self.settings, self.runs, self.workdir = settings, runs, Path(workdir)
         self.remote = RcloneRemote(settings.remote, retries=settings.upload_retries)
+        self.ledger = Ledger(self.workdir)
         self.state: dict[str, dict] | None = None  # remote rel path -> lsjson entry
+        self.companions: Companions = lambda key: []
+        self.stale: set[str] = set()  # outputs this run found out of date, until rewritten
+        self.started = time.time()
         self.failed: list[str] = []
         self._lock = threading.Lock()
-        self._ckpt_run = {c: r for r in runs for c in r.ckpts}
 
     # -- remote state --------------------------------------------------------------------
 
@@ -99,40 +160,90 @@ class Mirror:
         self.state = {e["Path"]: e for e in entries}
         return self.state
 
-    def _durable_on_remote(self) -> set[str]:
-        """Outputs on the remote whose record is there too."""
+    def on_remote(self, key: str) -> bool:
+        """The output and its record are on the remote (its upload completed)."""
         state = self.state or {}
-        keys = {key_of(p) for p in state if p.startswith(METADATA + "/")}
-        return {k for k in keys if k in state}
+        return key in state and record_rel(key) in state
+
+    def current(self, key: str) -> bool:
+        """On the remote, and its record is the one this directory uploaded or restored as
+        current, and this run is not about to remake it."""
+        if not self.on_remote(key) or not self.ledger.same(record_rel(key)):
+            return False
+        if key in self.stale:
+            record = self.workdir / record_rel(key)
+            return record.stat().st_mtime >= self.started  # remade by this run
+        return True
+
+    def _remote_files(self, spec: str) -> list[str]:
+        """A companion spec (a path, or a "dir/" prefix) as the remote files it names."""
+        state = self.state or {}
+        if spec.endswith("/"):
+            return [p for p in state if p.startswith(spec)]
+        return [spec] if spec in state else []
+
+    def _local_files(self, spec: str) -> list[str]:
+        path = self.workdir / spec
+        if spec.endswith("/"):
+            if not path.is_dir():
+                return []
+            files = (p for p in path.rglob("*") if p.is_file() and not p.name.startswith("."))
+            return sorted(str(p.relative_to(self.workdir)) for p in files)
+        return [spec] if path.is_file() else []
 
     # -- restore -------------------------------------------------------------------------
 
-    def restore(self) -> list[str]:
-        """Download all records and the outputs a fresh directory needs; returns their paths."""
-        self.refresh()
-        durable = self._durable_on_remote()
-        latest = {}
-        for run in self.runs:
-            present = [c for c in run.ckpts if c in durable]
-            if present:
-                latest[id(run)] = present[-1]
-        wanted = []
-        for key in sorted(durable):
-            run = self._ckpt_run.get(key)
-            if run is not None and latest.get(id(run)) != key:
-                continue  # an intermediate checkpoint: nothing downstream needs it
-            if _is_checkpoint(key) and run is None:
-                continue  # a checkpoint of a run not in this config
-            if not (self.workdir / key).exists():
-                wanted.append(key)
-        records = [p for p in self.state if p.startswith(METADATA + "/")]
-        wanted += [p for p in records if not (self.workdir / p).exists()]
-        # Snakemake migrates a metadata dir that has no incomplete dir: create it first.
-        (self.workdir / INCOMPLETE).mkdir(parents=True, exist_ok=True)
-        if wanted:  # filter rules, not --files-from: rclone lists per directory, not per file
-            self._files_op("copy", self.remote.remote, str(self.workdir), wanted, "--include-from")
+    def restore(self, probe: Callable[[], ProbeResult]) -> list[str]:
+        """Bring what this config needs from the remote (module docstring); returns the
+        paths downloaded, records included."""
+        state = self.refresh()
+        records = [p for p in state if p.startswith(METADATA + "/")]
+        lacking = [k for k in map(key_of, records) if k in state and not self._local(k)]
+        if not lacking:
+            return []
+        new_records = [r for r in records if not self._local(r)]
+        self._download(new_records)
+        result = probe()
+        eager = self.settings.eager_restore_mb * 2**20
+        wanted, current_records = [], []
+        for job in result.jobs:
+            if not job.current:
+                continue
+            for key in job.outputs:
+                if not self.on_remote(key):
+                    continue
+                current_records.append(record_rel(key))
+                if self._local(key):
+                    continue
+                files = [key, *(f for c in job.companions for f in self._remote_files(c))]
+                size = sum(state[f]["Size"] for f in files)
+                if size <= eager or not result.needed.isdisjoint(files):
+                    wanted += [f for f in files if not self._local(f)]
+        wanted = sorted(set(wanted))
+        self._download(wanted)
+        restored_outputs = {k for k in wanted if record_rel(k) in state}
+        for job in result.jobs:
+            for key in restored_outputs.intersection(job.outputs):
+                endtime = self._record_endtime(key)
+                for f in [key, *(f for c in job.companions for f in self._remote_files(c))]:
+                    if f in wanted:
+                        os.utime(self.workdir / f, (endtime, endtime))
+        self.ledger.mark([*current_records, *wanted])
         log.info("restored %d files from %s", len(wanted), self.remote.remote)
-        return wanted
+        return [*new_records, *wanted]
+
+    def _local(self, rel: str) -> bool:
+        return (self.workdir / rel).is_file()
+
+    def _record_endtime(self, key: str) -> float:
+        record = json.loads((self.workdir / record_rel(key)).read_text())
+        return float(record["endtime"])
+
+    def _download(self, files: list[str]) -> None:
+        if files:
+            # Snakemake migrates a metadata dir that has no incomplete dir: create it first.
+            (self.workdir / INCOMPLETE).mkdir(parents=True, exist_ok=True)
+            self.remote.files_op("copy", self.remote.remote, str(self.workdir), files, True)
 
     # -- upload --------------------------------------------------------------------------
 
@@ -148,24 +259,24 @@ class Mirror:
                 except ValueError:
                     continue
                 marker = self.workdir / record_rel(key).replace(METADATA, INCOMPLETE, 1)
-                if (self.workdir / key).is_file() and not marker.exists():
+                if self._local(key) and not marker.exists():
                     done[key] = rel
         return done
 
-    def pending(self) -> dict[str, str]:
-        """Completed local outputs not (or not identically) on the remote."""
-        state = self.state if self.state is not None else self.refresh()
+    def _in_sync(self, rel: str) -> bool:
+        entry = (self.state or {}).get(rel)
+        local = self.workdir / rel
+        return entry is not None and self.ledger.same(rel) and entry["Size"] == local.stat().st_size
+
+    def pending(self) -> dict[str, list[str]]:
+        """Completed local outputs (record path -> files) not identically on the remote."""
+        if self.state is None:
+            self.refresh()
         out = {}
         for key, rec in self.completed_local().items():
-            st = (self.workdir / key).stat()
-            entry = state.get(key)
-            same = (
-                entry
-                and entry["Size"] == st.st_size
-                and abs(_mtime(entry["ModTime"]) - st.st_mtime) < 1.0
-            )
-            if not same or rec not in state:
-                out[key] = rec
+            files = [key, *(f for c in self.companions(key) for f in self._local_files(c))]
+            if not all(self._in_sync(f) for f in [*files, rec]):
+                out[rec] = files
         return out
 
     def flush(self) -> int:
@@ -173,12 +284,14 @@ class Mirror:
         with self._lock:
             todo = self.pending()
             if todo:
-                stale = [rec for key, rec in todo.items() if rec in self.state]
+                files = sorted({f for group in todo.values() for f in group})
+                stale = [rec for rec in todo if rec in self.state]
                 if stale:  # an output being replaced: drop its old record first
-                    self._files_op("delete", None, self.remote.remote, stale)
-                self._files_op("copy", str(self.workdir), self.remote.remote, sorted(todo))
-                self._files_op("check", str(self.workdir), self.remote.remote, sorted(todo))
-                self._files_op("copy", str(self.workdir), self.remote.remote, sorted(todo.values()))
+                    self.remote.files_op("delete", None, self.remote.remote, stale)
+                self.remote.files_op("copy", str(self.workdir), self.remote.remote, files)
+                self.remote.files_op("check", str(self.workdir), self.remote.remote, files)
+                self.remote.files_op("copy", str(self.workdir), self.remote.remote, sorted(todo))
+                self.ledger.mark([*files, *todo])
                 self.refresh()
             self.prune()
             return len(todo)
@@ -211,25 +324,26 @@ class Mirror:
         raise RuntimeError(
             f"rlpipe durable: outputs could not be uploaded to {self.remote.remote} within "
             f"{self.settings.upload_deadline_s:.0f}s ({self.failed[-1]}). They are still on "
-            "local disk; rerun the same command to retry."
+            "local disk only; rerun the same command to retry."
         )
 
     # -- retention -----------------------------------------------------------------------
 
     def doomed(self) -> list[str]:
-        """Checkpoints to delete: superseded, durable, not among the kept or pinned ones."""
+        """Checkpoints to delete: superseded (their eval and the next checkpoint current and
+        durable), not among the last ``keep_last`` current ones, not final, not pinned."""
         keep = self.settings.keep_last
         if not keep:
             return []
-        durable = self._durable_on_remote()
         out = []
         for run in self.runs:
-            done = [i for i, c in enumerate(run.ckpts) if c in durable]
+            ok = [self.current(c) for c in run.ckpts]
+            done = [i for i, v in enumerate(ok) if v]
             kept = set(done[-keep:]) | {len(run.ckpts) - 1}
             for i in done:
-                if i in kept or run.ckpts[i] in run.pinned or run.evals[i] not in durable:
+                if i in kept or run.ckpts[i] in run.pinned or not self.current(run.evals[i]):
                     continue
-                if i + 1 < len(run.ckpts) and run.ckpts[i + 1] in durable:
+                if ok[i + 1]:
                     out.append(run.ckpts[i])
         return out
 
@@ -237,35 +351,15 @@ class Mirror:
         doomed = self.doomed()
         on_remote = [c for c in doomed if c in (self.state or {})]
         if on_remote:
-            self._files_op("delete", None, self.remote.remote, on_remote)
+            self.remote.files_op("delete", None, self.remote.remote, on_remote)
             for c in on_remote:
                 self.state.pop(c, None)
         for c in doomed:
             (self.workdir / c).unlink(missing_ok=True)
         if doomed:
+            self.ledger.forget(doomed)
             log.info("retention: deleted %d checkpoints", len(doomed))
         return doomed
-
-    # -- rclone --------------------------------------------------------------------------
-
-    def _files_op(
-        self, op: str, src: str | None, dst: str, files: list[str], how: str = "--files-from"
-    ) -> None:
-        """One rclone call over a list of relative paths (``--files-from`` or anchored rules)."""
-        if how == "--include-from":
-            files = ["/" + glob.escape(f) for f in files]
-        with tempfile.NamedTemporaryFile("w", suffix=".files", delete=False) as fh:
-            fh.write("\n".join(files) + "\n")
-        args = [op, *([src] if src else []), dst, how, fh.name]
-        if op == "copy":
-            args += ["--transfers", str(self.remote.transfers)]
-        if op == "check":
-            args += ["--one-way"]
-        args += self.remote._flags()
-        try:
-            self.remote._attempt(op, dst, lambda: self.remote._run(op, dst, args))
-        finally:
-            os.unlink(fh.name)
 
 
 class Uploader(threading.Thread):
@@ -283,35 +377,3 @@ class Uploader(threading.Thread):
 def _report_deferred(exc: Exception, then: str = "") -> None:
     """The one user-visible line of a failed upload round (Snakemake shows stderr)."""
     print(f"rlpipe durable: upload deferred: {exc}{then}", file=sys.stderr)
-
-
-def _is_checkpoint(rel: str) -> bool:
-    return "/ckpt/step_" in rel or "/qtable/step_" in rel
-
-
-def _mtime(text: str) -> float:
-    from datetime import datetime
-
-    return datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp()
-
-
-def check_free_disk(out_path: str, prev_ckpt: str | None, min_free_mb: float) -> None:
-    """Refuse to start a segment when free disk < margin + expected checkpoint size."""
-    if not min_free_mb:
-        return
-    need = min_free_mb * 2**20 + (os.path.getsize(prev_ckpt) if prev_ckpt else 0)
-    target = Path(out_path).parent
-    target.mkdir(parents=True, exist_ok=True)
-    free = shutil.disk_usage(target).free
-    if free < need:
-        raise RuntimeError(
-            f"disk guard: only {free / 2**20:.0f} MiB free under {target}, need "
-            f"{need / 2**20:.0f} MiB (durable.min_free_disk_mb={min_free_mb} plus the previous "
-            "checkpoint's size); the job fails now and Snakemake retries it later"
-        )
-
-
-def guard_disk(smk) -> None:
-    """The one-line disk guard of the training scripts (``smk`` is Snakemake's object)."""
-    margin = (smk.config.get("durable") or {}).get("min_free_disk_mb", 0)
-    check_free_disk(smk.output[0], smk.input.get("prev"), margin)

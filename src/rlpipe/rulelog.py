@@ -1,12 +1,18 @@
-"""Set-up shared by the rule scripts: send their output to the rule's log file."""
+"""The preamble every rule script runs first: job guard, log redirection, segment set-up."""
 
 import os
+import shutil
 import sys
 from contextlib import contextmanager
+from pathlib import Path
+
+from rlpipe.smk.jobguard import guard_job
 
 
 def redirect_to_log(snakemake) -> None:
-    """Point stdout and stderr (Python and C level) at ``snakemake.log[0]``."""
+    """Guard the job (it ends if its Snakemake dies, see ``rlpipe.smk.jobguard``) and point
+    stdout and stderr (Python and C level) at ``snakemake.log[0]``."""
+    guard_job()
     os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
     if not snakemake.log:
         return
@@ -14,6 +20,22 @@ def redirect_to_log(snakemake) -> None:
     os.dup2(fh.fileno(), 1)
     os.dup2(fh.fileno(), 2)
     sys.stdout = sys.stderr = fh
+
+
+def check_free_disk(out_path: str, prev_ckpt: str | None, min_free_mb: float) -> None:
+    """Refuse to start a segment when free disk < margin + expected checkpoint size."""
+    if not min_free_mb:
+        return
+    need = min_free_mb * 2**20 + (os.path.getsize(prev_ckpt) if prev_ckpt else 0)
+    target = Path(out_path).parent
+    target.mkdir(parents=True, exist_ok=True)
+    free = shutil.disk_usage(target).free
+    if free < need:
+        raise RuntimeError(
+            f"disk guard: only {free / 2**20:.0f} MiB free under {target}, need "
+            f"{need / 2**20:.0f} MiB (durable.min_free_disk_mb={min_free_mb} plus the previous "
+            "checkpoint's size); the job fails now and Snakemake retries it later"
+        )
 
 
 @contextmanager
@@ -24,10 +46,10 @@ def segment_job(snakemake):
     attempt left, and ends the job if its loop stops making progress for ``stall_timeout``.
     """
     from rlpipe.atomic import remove_stale_temps
-    from rlpipe.durable import guard_disk
     from rlpipe.watchdog import Watchdog
 
-    guard_disk(snakemake)
+    margin = (snakemake.config.get("durable") or {}).get("min_free_disk_mb", 0)
+    check_free_disk(snakemake.output[0], snakemake.input.get("prev"), margin)
     remove_stale_temps(snakemake.output[0])
     stall_timeout = snakemake.config["experiments"][snakemake.wildcards.exp]["stall_timeout"]
     with Watchdog(stall_timeout, snakemake.output[0]) as watchdog:

@@ -15,5 +15,6 @@ result = fetch_dataset(
     Path(smk.output[0]).parent,
     smk.output[0],
     dataset=smk.wildcards.dataset,
+    require_remote_manifest=smk.params.require_manifest,
 )
 print(f"fetched {len(result['files'])} files from {public_source(smk.params.remote)}")

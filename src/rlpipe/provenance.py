@@ -1,0 +1,113 @@
+"""Content-based code provenance for rule scripts (torch-free; used while the DAG is built).
+
+Snakemake reruns a ``script:`` job when the script file is newer than its outputs, so a fresh
+``git clone`` (every file at checkout time) looks like a code change everywhere, while an edit
+to a library module the script imports is not noticed at all. rlpipe turns that trigger off
+(``rerun-triggers`` in ``profiles/default``) and gives every rule a ``code`` param instead: the
+hash of its script and of every ``rlpipe`` module the script imports, directly or through
+other rlpipe modules (function-level imports included). A param change is an ordinary
+Snakemake rerun reason, and ``snakemake -n`` shows which file's hash changed.
+
+Hashes are of the parsed code without comments, formatting or docstrings, so editing those
+reruns nothing; any other change reruns exactly the jobs whose code it touches.
+"""
+
+from __future__ import annotations
+
+import ast
+import hashlib
+from functools import cache
+from pathlib import Path
+
+PACKAGE = "rlpipe"
+HASH_CHARS = 12
+
+
+def _strip_docstrings(tree: ast.AST) -> ast.AST:
+    for node in ast.walk(tree):
+        body = getattr(node, "body", None)
+        if (
+            isinstance(node, ast.Module | ast.ClassDef | ast.FunctionDef | ast.AsyncFunctionDef)
+            and body
+            and isinstance(body[0], ast.Expr)
+            and isinstance(body[0].value, ast.Constant)
+            and isinstance(body[0].value.value, str)
+        ):
+            node.body = body[1:] or [ast.Pass()]
+    return tree
+
+
+@cache
+def _parsed(path: Path) -> ast.Module:
+    return ast.parse(path.read_text(), filename=str(path))
+
+
+def source_hash(path: str | Path) -> str:
+    """Hash of a Python file's code, ignoring comments, formatting and docstrings."""
+    tree = _strip_docstrings(ast.parse(Path(path).read_text(), filename=str(path)))
+    return hashlib.sha256(ast.dump(tree).encode()).hexdigest()[:HASH_CHARS]
+
+
+def _module_file(name: str, src_root: Path) -> Path | None:
+    """The file of an ``rlpipe`` module (package ``__init__`` or ``.py``), if it exists."""
+    base = src_root.joinpath(*name.split("."))
+    for candidate in (base / "__init__.py", base.with_suffix(".py")):
+        if candidate.is_file():
+            return candidate
+    return None
+
+
+def _imported_modules(path: Path, module: str | None) -> set[str]:
+    """Absolute names of the rlpipe modules a file imports (anywhere in the file)."""
+    names = set()
+    package = module.rsplit(".", 1)[0] if module else None
+    if module and path.name == "__init__.py":
+        package = module
+    for node in ast.walk(_parsed(path)):
+        if isinstance(node, ast.Import):
+            names.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom):
+            base = node.module or ""
+            if node.level:
+                if package is None:
+                    continue
+                parts = package.split(".")
+                parts = parts[: len(parts) - node.level + 1]
+                base = ".".join(filter(None, [*parts, base]))
+            names.add(base)
+            names.update(f"{base}.{alias.name}" for alias in node.names)
+    return {n for n in names if n == PACKAGE or n.startswith(PACKAGE + ".")}
+
+
+def code_files(script: str | Path, src_root: str | Path) -> dict[str, Path]:
+    """The script plus the transitive closure of rlpipe modules it imports: {label: path}.
+
+    Labels are the script's file name and the modules' paths relative to ``src_root``.
+    """
+    src_root = Path(src_root)
+    script = Path(script)
+    files = {script.name: script}
+    todo = [(script, None)]
+    seen: set[str] = set()
+    while todo:
+        path, module = todo.pop()
+        for name in sorted(_imported_modules(path, module)):
+            # `from rlpipe.x import y` may name a module y or an attribute of x
+            parents = [".".join(name.split(".")[:i]) for i in range(1, name.count(".") + 2)]
+            for mod in parents:
+                if mod in seen:
+                    continue
+                file = _module_file(mod, src_root)
+                if file is None:
+                    continue
+                seen.add(mod)
+                files[str(file.relative_to(src_root))] = file
+                todo.append((file, mod))
+    return files
+
+
+def code_version(script: str | Path, src_root: str | Path) -> dict[str, str]:
+    """``{file: hash}`` of a rule script and the rlpipe modules it runs (a Snakemake param)."""
+    return {
+        label: source_hash(path) for label, path in sorted(code_files(script, src_root).items())
+    }

@@ -1,0 +1,41 @@
+"""What the user asked Snakemake for, read from its command line with Snakemake's own parser.
+
+The Snakefile is parsed before Snakemake hands it the targets and the DAG settings, so code
+that runs at parse time (the durable restore's probe) reads them from ``sys.argv``.
+"""
+
+from __future__ import annotations
+
+import sys
+from functools import cache
+from pathlib import Path
+
+
+@cache
+def _args():
+    """The parsed command line, or None when Snakemake was not started from its CLI."""
+    if Path(sys.argv[0]).name not in ("snakemake", "__main__.py"):
+        return None
+    from snakemake.cli import get_argument_parser
+
+    args, _ = get_argument_parser().parse_known_args(sys.argv[1:])
+    return args
+
+
+def targets() -> list[str]:
+    """The targets given on the command line ([] = the default target)."""
+    args = _args()
+    return list(args.targets or []) if args else []
+
+
+def force_args() -> list[str]:
+    """The command line's ``--forceall``/``--forcerun``/``--force`` flags, for a dry run."""
+    args = _args()
+    if args is None:
+        return []
+    out = ["--forceall"] if args.forceall else []
+    if args.force:
+        out.append("--force")
+    if args.forcerun:
+        out += ["--forcerun", *args.forcerun]
+    return out
