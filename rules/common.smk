@@ -41,8 +41,19 @@ if MAIN_RUN:
 
 export_pythonpath(Path(workflow.basedir) / "src")
 
-# Rules whose output MANIFEST.json stands for every file in its directory (durable mirror).
-DATASET_RULES = {"record_replays", "fetch_replays"}
+
+def companion_dirs(job):
+    """Directories whose files travel with a job's outputs in the durable mirror (each
+    "dir/"): a dataset's files beside its MANIFEST.json, and a local-directory remote inside
+    this working directory that the job published to (the demo's)."""
+    if job.rule.name in ("record_replays", "fetch_replays"):
+        return [f"{Path(out).parent}/" for out in job.output]
+    if job.rule.name == "publish_replays":
+        remote = config["datasets"][job.wildcards["dataset"]]["remote"]
+        local = remote.removeprefix(":local:")
+        if local != remote and not Path(local).is_absolute():
+            return [f"{Path(local)}/"]
+    return []
 
 
 def code_version(script):

@@ -16,7 +16,7 @@ from rlpipe.storage.rclone import RemoteError
 DURABLE = durable.Settings.from_config(config.get("durable"))
 
 if probe.active():
-    atexit.register(probe.dump, workflow, DATASET_RULES)
+    atexit.register(probe.dump, workflow, companion_dirs)
 
 elif DURABLE is not None and MAIN_RUN:
 
@@ -72,12 +72,13 @@ elif DURABLE is not None and MAIN_RUN:
         companions = {}
         for job in workflow.dag.jobs:
             extra = [str(job.benchmark)] if job.benchmark else []
-            if job.rule.name in DATASET_RULES:
-                extra += [f"{Path(o).parent}/" for o in job.output]
+            extra += companion_dirs(job)
             for out in job.output:
                 companions.setdefault(str(out), []).extend(extra)
         MIRROR.companions = lambda key: companions.get(key, [])
-        MIRROR.stale = {str(f) for job in workflow.dag.needrun_jobs() for f in job.output}
+        MIRROR.stale = {
+            str(f) for job in workflow.dag.needrun_jobs() for f in job.output
+        }
 
     def _upload_left_over():
         """At exit of a real run (also one with nothing to do, when Snakemake runs no
@@ -97,7 +98,10 @@ elif DURABLE is not None and MAIN_RUN:
             sys.stderr.flush()
             os._exit(1)  # atexit cannot change the exit status otherwise
         if before:
-            print(f"rlpipe durable: uploaded {before} outputs left local-only", file=sys.stderr)
+            print(
+                f"rlpipe durable: uploaded {before} outputs left local-only",
+                file=sys.stderr,
+            )
 
     atexit.register(_upload_left_over)
 

@@ -316,15 +316,15 @@ class Mirror:
                 return
             except RemoteError as exc:
                 self.failed = [str(exc)]
-                if time.monotonic() + delay > deadline:
-                    break
+                if not exc.transient or time.monotonic() + delay > deadline:
+                    break  # a refusal (e.g. 403) will not pass by waiting
                 _report_deferred(exc, f"; retrying in {delay:.0f}s")
                 time.sleep(delay)
                 delay = min(delay * 2, 30.0)
         raise RuntimeError(
-            f"rlpipe durable: outputs could not be uploaded to {self.remote.remote} within "
-            f"{self.settings.upload_deadline_s:.0f}s ({self.failed[-1]}). They are still on "
-            "local disk only; rerun the same command to retry."
+            f"outputs could not be uploaded to {self.remote.remote} ({self.failed[-1]}). They "
+            "are on local disk only; do not delete this directory. Rerun the same command to "
+            "retry once the remote accepts writes."
         )
 
     # -- retention -----------------------------------------------------------------------

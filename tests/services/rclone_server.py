@@ -40,8 +40,11 @@ def obscure(binary: str, secret: str) -> str:
 
 
 class RcloneWebdavServer:
-    def __init__(self, root: Path, log_path: Path, name: str = "TESTREMOTE"):
+    def __init__(
+        self, root: Path, log_path: Path, name: str = "TESTREMOTE", read_only: bool = False
+    ):
         self.root, self.log_path, self.name = Path(root), Path(log_path), name.upper()
+        self.read_only = read_only
         self.root.mkdir(parents=True, exist_ok=True)
         self.user = "rlpipe-user-" + secrets.token_hex(4)
         self.password = "rlpipe-pw-" + secrets.token_urlsafe(16)
@@ -71,6 +74,8 @@ class RcloneWebdavServer:
         # Tests edit the served directory directly, so listings are cached only briefly (see
         # changed()); 0s makes the server spin at full CPU (a 30-file copy never finished).
         args += ["--dir-cache-time", f"{int(DIR_CACHE_S * 1000)}ms"]
+        if self.read_only:  # every write is refused (403)
+            args.append("--read-only")
         with open(self.log_path, "a") as log:
             self.proc = subprocess.Popen(
                 [*args, "-v"], env=env, stdout=log, stderr=subprocess.STDOUT

@@ -10,8 +10,8 @@ depend on whether or not its outputs exist, and writes for each job:
   get now (Snakemake's own comparison), and every job it depends on is current too. An output
   of a job that is not current must never be restored: after a config change it would be
   mixed into the new results.
-- ``outputs`` and ``companions``: the job's benchmark file and, for dataset rules, every file in
-  the dataset's directory. These travel with the outputs.
+- ``outputs`` and ``companions``: the job's benchmark file and the directories the workflow's
+  ``companion_dirs(job)`` names (a dataset's files). These travel with the outputs.
 - ``needed``: the files that jobs which will run read (their inputs), and the requested
   targets. A large output is restored only if something needs it.
 """
@@ -60,7 +60,7 @@ def resolved_config() -> dict | None:
     return yaml.safe_load(Path(path).read_text()) if path else None
 
 
-def dump(workflow, dir_rules: set[str]) -> None:
+def dump(workflow, companion_dirs) -> None:
     """At exit of a probe: write the DAG's jobs with their currency (see module docstring)."""
     dag = workflow.dag
     if dag is None:
@@ -85,8 +85,7 @@ def dump(workflow, dir_rules: set[str]) -> None:
             if not outputs:
                 continue
             companions = [str(job.benchmark)] if job.benchmark else []
-            if job.rule.name in dir_rules:
-                companions += sorted({str(Path(o).parent) + "/" for o in outputs})
+            companions += companion_dirs(job)
             jobs.append({"outputs": outputs, "companions": companions, "current": ok})
     for job in dag.targetjobs:
         needed.update(str(f) for f in (job.output or job.input))

@@ -1,0 +1,125 @@
+"""Pods for tests: each is a fresh ``git clone`` of this repository, with its own HOME and
+process tree, running the README's pod commands exactly as written.
+
+The clone's ``.venv`` is the test virtualenv (a symlink), as on an image with the install baked
+in: ``make install`` compares pyproject.toml's content with the venv's stamp, finds it up to
+date and only links the profiles into the pod's ``~/.config/snakemake``. A fresh clone gives
+every file a new mtime, which is what a real new pod sees. The clone is of HEAD, so these tests
+test committed code.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+POD_SETUP = "make install && . .venv/bin/activate"  # the README's pod set-up
+POD_COMMAND = "snakemake --profile runpod"  # the README's pod command
+JOB_LINE = re.compile(r"^\s*(?:local)?rule (\w+):\s*$")
+OUTPUT_LINE = re.compile(r"^\s*output: (.*)$")
+
+
+def sha256(path: Path) -> str:
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+
+
+class Pod:
+    """One machine: a fresh clone at ``root/name`` and a home at ``root/name-home``."""
+
+    def __init__(self, root: Path, name: str, env: dict[str, str] | None = None):
+        self.root, self.name = Path(root), name
+        self.dir = self.root / name
+        self.home = self.root / f"{name}-home"
+        self.extra_env = dict(env or {})
+        self.logs: list[Path] = []
+        subprocess.run(["git", "clone", "-q", str(REPO), str(self.dir)], check=True)
+        (self.dir / ".venv").symlink_to(Path(sys.prefix))
+        self.home.mkdir(parents=True, exist_ok=True)
+
+    def env(self) -> dict[str, str]:
+        env = {k: v for k, v in os.environ.items() if not k.startswith(("XDG_", "VIRTUAL_ENV"))}
+        env.update(HOME=str(self.home), PYTHONUNBUFFERED="1", **self.extra_env)
+        env["PATH"] = os.pathsep.join(
+            p for p in env["PATH"].split(os.pathsep) if Path(p) != Path(sys.prefix) / "bin"
+        )
+        return env
+
+    def start(self, command: str = POD_COMMAND, label: str = "run") -> subprocess.Popen:
+        """``POD_SETUP && command`` in its own session; output to a log file."""
+        log = self.root / f"{self.name}-{label}-{len(self.logs)}.log"
+        self.logs.append(log)
+        with open(log, "w") as out:
+            return subprocess.Popen(
+                ["bash", "-c", f"{POD_SETUP} && {command}"],
+                cwd=self.dir,
+                env=self.env(),
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+
+    def run(self, command: str = POD_COMMAND, label: str = "run", timeout: float = 900) -> str:
+        """Run to the end; returns the output, raising if the exit status is not 0."""
+        proc = self.start(command, label)
+        rc = proc.wait(timeout=timeout)
+        text = self.logs[-1].read_text()
+        if rc != 0:
+            raise AssertionError(f"{self.name}: `{command}` exited {rc}:\n{text[-6000:]}")
+        return text
+
+    def output(self) -> str:
+        return self.logs[-1].read_text() if self.logs else ""
+
+    def checkpoints(self) -> dict[str, str]:
+        return checkpoints(self.dir)
+
+
+def kill_tree(proc: subprocess.Popen) -> None:
+    """SIGKILL the pod's whole process group (snakemake, its jobs, rclone)."""
+    try:
+        os.killpg(proc.pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
+    proc.wait()
+
+
+def checkpoints(workdir: Path) -> dict[str, str]:
+    """sha256 of every checkpoint / Q-table under runs/, keyed by relative path."""
+    files = sorted(p for p in (workdir / "runs").rglob("step_*") if p.suffix in (".pt", ".npz"))
+    return {str(p.relative_to(workdir)): sha256(p) for p in files}
+
+
+def started_jobs(log: str, rule: str) -> list[str]:
+    """The output paths of the ``rule`` jobs a Snakemake log shows starting."""
+    outs, pending = [], False
+    for line in log.splitlines():
+        if m := JOB_LINE.match(line):
+            pending = m.group(1) == rule
+        elif pending and (m := OUTPUT_LINE.match(line)):
+            outs.append(m.group(1))
+            pending = False
+    return outs
+
+
+def restore_line(log: str) -> str:
+    return next(
+        ln for ln in log.splitlines() if ln.startswith("rlpipe durable:") and "restored" in ln
+    )
+
+
+def wait_until(condition, timeout_s: float = 300, proc: subprocess.Popen | None = None, what=""):
+    """Poll ``condition`` every 50 ms; fail if ``proc`` ends first or time runs out."""
+    deadline = time.monotonic() + timeout_s
+    while not condition():
+        if proc is not None and proc.poll() is not None:
+            raise AssertionError(f"the workflow ended before {what}")
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        time.sleep(0.05)
