@@ -39,6 +39,13 @@ class Pod:
         self.home = self.root / f"{name}-home"
         self.extra_env = dict(env or {})
         self.logs: list[Path] = []
+        stamp = Path(sys.prefix, ".rlpipe-installed")
+        want = hashlib.sha256((REPO / "pyproject.toml").read_bytes()).hexdigest()
+        if not stamp.is_file() or stamp.read_text().strip() != want:
+            raise AssertionError(
+                f"{sys.prefix} was not installed by `make install` from this pyproject.toml: "
+                "run `make install` (or `make test`) first; a pod would reinstall it otherwise"
+            )
         subprocess.run(["git", "clone", "-q", str(REPO), str(self.dir)], check=True)
         (self.dir / ".venv").symlink_to(Path(sys.prefix))
         self.home.mkdir(parents=True, exist_ok=True)
