@@ -51,7 +51,8 @@ class Pod:
         self.home.mkdir(parents=True, exist_ok=True)
 
     def env(self) -> dict[str, str]:
-        env = {k: v for k, v in os.environ.items() if not k.startswith(("XDG_", "VIRTUAL_ENV"))}
+        drop = ("XDG_", "VIRTUAL_ENV", "RLPIPE_")
+        env = {k: v for k, v in os.environ.items() if not k.startswith(drop)}
         env.update(HOME=str(self.home), PYTHONUNBUFFERED="1", **self.extra_env)
         env["PATH"] = os.pathsep.join(
             p for p in env["PATH"].split(os.pathsep) if Path(p) != Path(sys.prefix) / "bin"

@@ -177,3 +177,236 @@ def final_checkpoints(ckpts: dict[str, str]) -> set[str]:
     for path in ckpts:
         runs.setdefault(path.rsplit("/", 2)[0], []).append(path)
     return {max(paths) for paths in runs.values()}
+
+
+TINY_PPO_SLOW = {  # CartPole segments of several seconds, long enough to kill in the middle
+    "num_envs": 8,
+    "num_steps": 128,
+    "num_minibatches": 4,
+    "update_epochs": 10,
+    "lr_anneal_steps": 1_000_000,
+}
+
+
+def tiny(total: int = 2 * 32768, every: int = 32768, **extra) -> dict:
+    config = {
+        "experiments": {
+            "cp": {
+                "algo": "ppo",
+                "envs": ["CartPole-v1"],
+                "seeds": [1],
+                "total_steps": total,
+                "checkpoint_every": every,
+                "hparams": dict(TINY_PPO_SLOW),
+            }
+        },
+        "evaluation": {"episodes": 2, "max_episode_steps": 200},
+        "summary": {"bootstrap_samples": 200},
+    }
+    config.update(extra)
+    return config
+
+
+def write_config(pod: Pod, config: dict) -> None:
+    """The user's own config in the pod's clone (config/config.yaml, the embedded default)."""
+    (pod.dir / "config" / "config.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
+
+
+def test_unconfigured_remote_is_one_clear_line(tmp_path):
+    pod = Pod(tmp_path, "pod", {"RCLONE_CONFIG": str(tmp_path / "no-rclone.conf")})
+    write_config(pod, tiny())
+    assert pod.start().wait(timeout=120) != 0
+    out = pod.output()
+    line = next(ln for ln in out.splitlines() if "no remote named" in ln)
+    assert "'rlpipe'" in line and "RCLONE_CONFIG_RLPIPE_TYPE" in line and "RLPIPE_REMOTE" in line
+    assert "didn't find section" not in out
+    assert not (pod.dir / "runs").exists()
+
+
+def test_catch_up_to_a_remote_that_refuses_writes_fails_loudly(tmp_path, rclone_server):
+    pod = Pod(tmp_path, "pod", {"RLPIPE_REMOTE": "TESTREMOTE:state"})
+    write_config(pod, tiny(total=512, every=512))
+    pod.run("make run")  # outputs on local disk only
+    rclone_server.stop()
+    rclone_server.read_only = True  # the same remote now refuses every write (403)
+    rclone_server.start()
+    assert pod.start().wait(timeout=300) != 0
+    out = pod.output()
+    assert "Nothing to be done" in out
+    assert "could not be uploaded to TESTREMOTE:state" in out
+    assert rclone_server.password not in out and rclone_server.obscured not in out
+    assert (pod.dir / "runs/cp/CartPole-v1/seed1/ckpt/step_0000000512.pt").is_file()
+
+
+def _session_pids(proc, needle: str) -> list[int]:
+    pids = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            if int(stat.read_text().rsplit(")", 1)[1].split()[2]) != proc.pid:
+                continue
+            if needle in (stat.parent / "cmdline").read_bytes().replace(b"\0", b" ").decode():
+                pids.append(int(stat.parent.name))
+        except (OSError, ValueError, IndexError):
+            continue
+    return pids
+
+
+def _alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return False
+    return state != "Z"
+
+
+def test_killing_only_snakemake_leaves_no_orphan_writer(tmp_path, rclone_server):
+    """kill -9 of the Snakemake PID alone: its jobs end with it (before writing), and the
+    same command then finishes with the bytes of an uninterrupted run."""
+    reference = Pod(tmp_path, "reference")
+    write_config(reference, tiny())
+    reference.run("make run")
+
+    pod = Pod(tmp_path, "pod", {"RLPIPE_REMOTE": "TESTREMOTE:state"})
+    write_config(pod, tiny())
+    proc = pod.start()
+    live = pod.dir / "runs/cp/CartPole-v1/seed1/telemetry/step_0000065536.jsonl.live"
+    wait_until(lambda: live.exists() and live.read_text().count("\n") >= 1, 300, proc, "segment 2")
+    jobs = _session_pids(proc, "train_segment.py")
+    (main,) = [p for p in _session_pids(proc, "snakemake --profile runpod") if p != proc.pid]
+    assert jobs
+    subprocess.run(["kill", "-9", str(main)], check=True)
+    proc.wait()
+    wait_until(lambda: not any(map(_alive, jobs)), 3, None, "the orphaned job to end")
+    assert not (pod.dir / "runs/cp/CartPole-v1/seed1/ckpt/step_0000065536.pt").exists()
+
+    log = pod.run()  # the same command, the same directory
+    assert "removed stale Snakemake locks" in log
+    final = "runs/cp/CartPole-v1/seed1/ckpt/step_0000065536.pt"
+    assert sha256(pod.dir / final) == sha256(reference.dir / final)
+
+
+def test_dry_run_beside_a_live_run_restores_nothing(tmp_path, rclone_server):
+    pod = Pod(tmp_path, "pod", {"RLPIPE_REMOTE": "TESTREMOTE:state"})
+    write_config(pod, tiny())
+    pod.run()  # the remote holds this config's outputs
+    config = tiny()
+    config["experiments"]["cp"]["hparams"]["ent_coef"] = 0.02
+    write_config(pod, config)  # the live run remakes everything; the remote copies are stale
+    proc = pod.start()
+    live = pod.dir / "runs/cp/CartPole-v1/seed1/telemetry/step_0000032768.jsonl.live"
+    wait_until(live.exists, 300, proc, "the live run's first segment")
+    gets = len(rclone_server.requests("GET"))
+    plan = pod.run("snakemake -n --profile runpod", label="plan")
+    assert "another rlpipe run holds this directory; restoring nothing" in plan
+    assert len(rclone_server.requests("GET")) == gets, "the dry run downloaded files"
+    assert proc.wait(timeout=600) == 0, pod.logs[-2].read_text()[-3000:]
+    record = pod.dir / ".snakemake/metadata"
+    assert "0.02" in "".join(p.read_text() for p in record.rglob("*") if p.is_file())
+
+
+def test_remote_without_modtimes(tmp_path, rclone_server):
+    """A WebDAV server that cannot set modification times: upload rounds compare with the
+    ledger, not remote modtimes (no re-uploads), and restored outputs get the mtimes their
+    records hold, so Snakemake sees a checkpoint older than its evaluation."""
+    env = {"RLPIPE_REMOTE": "TESTREMOTE:state", "RCLONE_CONFIG_TESTREMOTE_VENDOR": "other"}
+    config = tiny(total=512, every=512, durable={"eager_restore_mb": 100})
+    config["experiments"]["pong"] = {  # a Nature-CNN checkpoint: over 1 MB, so no checksum
+        "algo": "ppo",
+        "envs": ["Pong-v5"],
+        "seeds": [1],
+        "total_steps": 256,
+        "checkpoint_every": 256,
+        "hparams": {**TINY_PPO_SLOW, "num_envs": 4, "num_steps": 64, "update_epochs": 1},
+    }
+    first = Pod(tmp_path, "first", env)
+    write_config(first, config)
+    first.run()
+    puts = len(rclone_server.requests("PUT"))
+    assert "Nothing to be done" in first.run()
+    assert len(rclone_server.requests("PUT")) == puts, "an idle run re-uploaded files"
+
+    second = Pod(tmp_path, "second", env)
+    write_config(second, config)
+    plan = second.run("snakemake -n --profile runpod", label="plan")
+    assert "Nothing to be done" in plan, plan[-3000:]
+    ckpt = "runs/pong/Pong-v5/seed1/ckpt/step_0000000256.pt"
+    assert (second.dir / ckpt).stat().st_mtime == (first.dir / ckpt).stat().st_mtime
+
+
+def served(server: RcloneWebdavServer, pattern: str = "**/*") -> dict[str, str]:
+    root = server.root / "state"
+    return {
+        str(p.relative_to(root)): sha256(p)
+        for p in root.glob(pattern)
+        if p.is_file() and not str(p.relative_to(root)).startswith(".snakemake")
+    }
+
+
+def test_retention_pins_and_a_new_pod_plans_from_the_remote(tmp_path, rclone_server):
+    """keep_last: 2 with keep_every pins, locally and remotely; a new pod then plans nothing
+    (deleted checkpoints stay deleted), with listings per directory, never per file."""
+    config = tiny(total=4 * 16384, every=16384, durable={"keep_last": 2, "keep_every": 32768})
+    first = Pod(tmp_path, "first", {"RLPIPE_REMOTE": "TESTREMOTE:state"})
+    write_config(first, config)
+    first.run()
+    kept = {f"runs/cp/CartPole-v1/seed1/ckpt/step_{s:010d}.pt" for s in (32768, 49152, 65536)}
+    local = {str(p.relative_to(first.dir)) for p in first.dir.rglob("*.pt")}
+    assert local == kept and set(remote_checkpoints(rclone_server)) == kept
+    assert len(served(rclone_server, "runs/**/eval/*.json")) == 4
+
+    fresh = Pod(tmp_path, "fresh", {"RLPIPE_REMOTE": "TESTREMOTE:state"})
+    write_config(fresh, config)
+    propfinds = len(rclone_server.requests("PROPFIND"))
+    plan = fresh.run("snakemake -n --profile runpod", label="plan")
+    assert "Nothing to be done" in plan, plan[-3000:]
+    asked = [p.strip("/") for p in rclone_server.requests("PROPFIND")[propfinds:]]
+    root = rclone_server.root
+    assert not [p for p in asked if (root / p.replace("//", "/")).is_file()]
+    print(f"new pod: {restore_line(plan)}; {len(asked)} PROPFIND requests")
+
+
+def test_outage_catches_up_and_a_lasting_outage_fails_loudly(tmp_path, rclone_server):
+    """Training goes on while the remote is down; uploads catch up, byte-identical. An outage
+    that outlasts upload_deadline_s fails the run naming the remote; the outputs stay local."""
+    durable = {"upload_interval_s": 0.5, "upload_retries": 1}
+    pod = Pod(tmp_path, "pod", {"RLPIPE_REMOTE": "TESTREMOTE:state"})
+    write_config(pod, tiny(total=3 * 16384, every=16384, durable=durable))
+    run = "runs/cp/CartPole-v1/seed1"
+    first, last = (f"{run}/ckpt/step_{s:010d}.pt" for s in (16384, 49152))
+    proc = pod.start()
+    wait_until(lambda: first in durable_keys(rclone_server), 300, proc, "the first upload")
+    rclone_server.stop(kill=True)  # the server crashes; open connections are reset
+    wait_until((pod.dir / last).exists, 300, proc, "training to go on during the outage")
+    wait_until(lambda: "upload deferred" in pod.output(), 300, proc, "a failed upload round")
+    rclone_server.start()
+    assert proc.wait(timeout=600) == 0, pod.output()[-3000:]
+    assert {k: sha256(pod.dir / k) for k in served(rclone_server)} == served(rclone_server)
+    assert {first, last} <= durable_keys(rclone_server)
+
+    extra = f"{run}/ckpt/step_{4 * 16384:010d}.pt"
+    write_config(
+        pod, tiny(total=4 * 16384, every=16384, durable={**durable, "upload_deadline_s": 3})
+    )
+    proc = pod.start()
+    live = pod.dir / f"{run}/telemetry/step_{4 * 16384:010d}.jsonl.live"
+    wait_until(live.exists, 300, proc, "the extra segment to start")
+    rclone_server.stop()
+    assert proc.wait(timeout=600) != 0
+    log = pod.output()
+    assert "could not be uploaded to TESTREMOTE:state" in log
+    assert (pod.dir / extra).is_file()  # nothing lost locally
+    assert rclone_server.password not in log
+
+
+def test_nothing_to_be_done_still_uploads(tmp_path, rclone_server):
+    """Outputs made without the profile are uploaded by the next profile run, also when it has
+    nothing to do (Snakemake runs no hooks then); a dry run uploads nothing."""
+    pod = Pod(tmp_path, "pod", {"RLPIPE_REMOTE": "TESTREMOTE:state"})
+    write_config(pod, tiny(total=16384, every=16384))
+    pod.run("make run")
+    assert "Nothing to be done" in pod.run("snakemake -n --profile runpod", label="plan")
+    assert not served(rclone_server)
+    assert "Nothing to be done" in pod.run()
+    assert {"runs/cp/CartPole-v1/seed1/ckpt/step_0000016384.pt", "results/summary.csv"} <= set(
+        served(rclone_server)
+    )

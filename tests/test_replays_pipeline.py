@@ -105,3 +105,36 @@ def test_external_dataset_refetched_when_remote_changes(rclone_server, tmp_path)
     offline = work.run("-n", "data/replays/expert/MANIFEST.json")
     assert "remote could not be checked" in offline.stderr
     assert "Nothing to be done" in offline.stdout
+
+
+def test_behaviour_cloning_is_byte_identical_across_processes(tmp_path):
+    """Same config, same bytes: two BC segments in fresh processes (each with its own
+    unseeded global NumPy state) write identical checkpoints."""
+    import subprocess
+    import sys
+
+    from pipeline import REPO, sha256
+
+    rng = np.random.default_rng(0)
+    for i in range(2):
+        t = 20
+        write_episode(
+            tmp_path / "data" / f"episode_{i:05d}.npz",
+            rng.normal(size=(t + 1, 4)).astype(np.float32),
+            rng.integers(0, 2, t),
+            np.ones(t),
+            np.r_[np.zeros(t - 1, bool), True],
+            np.zeros(t, bool),
+            env_id="CartPole-v1",
+            n_actions=2,
+        )
+    code = (
+        "import sys; from rlpipe.bc import train_segment; from rlpipe.ppo import Segment; "
+        "train_segment(Segment('CartPole-v1', 1, 0, 20), {'batch_size': 8, 'learning_rate': "
+        f"1e-3, 'log_every_steps': 10}}, {str(tmp_path / 'data')!r}, sys.argv[1], sys.argv[2])"
+    )
+    env = {"PYTHONPATH": str(REPO / "src"), "PATH": "/usr/bin:/bin"}
+    for name in ("a", "b"):  # torch.save names zip members after the file: same name
+        out = [str(tmp_path / name / "step.pt"), str(tmp_path / name / "step.jsonl")]
+        subprocess.run([sys.executable, "-c", code, *out], check=True, env=env)
+    assert sha256(tmp_path / "a/step.pt") == sha256(tmp_path / "b/step.pt")

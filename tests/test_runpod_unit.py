@@ -89,6 +89,11 @@ def test_unconfigured_remote_is_one_clear_line(monkeypatch, tmp_path):
     assert "\n" not in message
     monkeypatch.setenv("RCLONE_CONFIG_RLPIPE_TYPE", "local")
     durable.Mirror(durable.Settings(remote="rlpipe:rlpipe-state"), [], tmp_path)
+    monkeypatch.delenv("RCLONE_CONFIG_RLPIPE_TYPE")
+    config = tmp_path / "rclone.conf"  # an rclone config file, and a name in upper case
+    config.write_text("[MYREMOTE]\ntype = local\n")
+    monkeypatch.setenv("RCLONE_CONFIG", str(config))
+    durable.Mirror(durable.Settings(remote="MYREMOTE:state"), [], tmp_path)
 
 
 def test_ledger_notices_changed_files(tmp_path):

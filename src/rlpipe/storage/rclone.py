@@ -82,8 +82,10 @@ def ensure_configured(remote: str, purpose: str) -> None:
     name = remote.split(":", 1)[0]
     if remote.startswith(":") or ":" not in remote:
         return
+    if os.environ.get(f"RCLONE_CONFIG_{re.sub(r'[^A-Z0-9]', '_', name.upper())}_TYPE"):
+        return
     res = subprocess.run([find_rclone(), "listremotes"], capture_output=True, text=True)
-    if f"{name}:" not in res.stdout.split():
+    if f"{name}:".lower() not in res.stdout.lower().split():  # env remotes list lower-cased
         raise RemoteNotConfigured(remote, purpose)
 
 
