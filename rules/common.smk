@@ -9,17 +9,44 @@ from snakemake.settings.types import ExecMode
 sys.path.insert(0, str(Path(workflow.basedir) / "src"))
 
 from rlpipe import config as rlconfig
+from rlpipe import gpu_slots
 from rlpipe import locks
 from rlpipe import plan as rlplan
 from rlpipe.provenance import code_version as _code_version
 from rlpipe.replays.fetch import fingerprint_or_stored
 from rlpipe.runs import ConfigError, expand_runs, fmt_step
-from rlpipe.smk import jobguard, probe
+from rlpipe.smk import invocation, jobguard, probe
 from rlpipe.workflow_env import export_pythonpath
 
-if probe.active():  # the restore probe plans exactly the config of the run it serves
-    config.clear()
-    config.update(probe.resolved_config())
+
+def assemble_config():
+    """The run's config: each --profile's rlpipe.yaml, then the --configfile files given on
+    the command line, or else the embedded config/config.yaml (a command-line config file
+    replaces the embedded demo rather than extending it), then --config values."""
+    from snakemake.common.configfile import load_configfile
+    from snakemake.utils import update_config
+
+    profiles = invocation.profile_configs()
+    given = list(workflow.config_settings.configfiles)
+    merged = {}
+    for path in [
+        *profiles,
+        *(given or ["config/config.yaml"]),
+    ]:  # as configfile: finds it
+        update_config(merged, load_configfile(str(path)))
+    update_config(merged, dict(workflow.config_settings.config))
+    if given:
+        names = ", ".join(map(str, given))
+        print(
+            f"rlpipe: config from {names} (the embedded demo is not used)",
+            file=sys.stderr,
+        )
+    return merged
+
+
+_assembled = probe.resolved_config() if probe.active() else assemble_config()
+config.clear()
+config.update(_assembled)
 
 try:
     rlconfig.validate(
@@ -38,6 +65,20 @@ if HOLDS_DIRECTORY:
     jobguard.wait_for_orphans()
 if MAIN_RUN:
     jobguard.mark_main()
+
+# GPU slots, said once in the config (`gpus`, env vars override, count detected): jobs with
+# resources.gpu > 0 each take one of count x jobs_per_gpu slots (rlpipe.gpu_slots), and
+# Snakemake runs no more of them at once, unless --resources gpu=N says otherwise. SLURM
+# assigns GPUs itself: there the count is SLURM's business and no local limit is set.
+try:
+    GPUS = gpu_slots.settings(config.get("gpus"))
+except ValueError as err:
+    raise WorkflowError(f"gpus: {err}") from None
+if MAIN_RUN:
+    GPUS.export()
+    local_gpus = invocation.executor() in ("local", "dryrun", "touch")
+    if local_gpus and GPUS.slots and "gpu" not in workflow.global_resources:
+        workflow.register_resource("gpu", GPUS.slots)
 
 export_pythonpath(Path(workflow.basedir) / "src")
 
@@ -173,6 +214,12 @@ def record_input(wildcards):
     return ckpt_path(run, run.total_steps)
 
 
+def record_gpu(wildcards):
+    """Recording plays the policy of its source experiment: that experiment's GPU need."""
+    spec = config["datasets"][wildcards.dataset]["record"]
+    return config["experiments"][spec["experiment"]]["resources"]["gpu"]
+
+
 def fetch_inputs(wildcards):
     """A dataset recorded by this workflow is fetched after it has been published."""
     if "record" in config["datasets"][wildcards.dataset]:
@@ -211,7 +258,13 @@ def print_plan_block():
         for path in job.output
     ]
     gpu = getattr(workflow.global_resources.get("gpu"), "value", None)
-    slots, source = (int(gpu), "resources gpu") if gpu else (1, "no resources gpu")
+    if gpu and gpu == GPUS.slots:
+        source = (
+            f"gpus: {GPUS.count} GPU(s) [{GPUS.count_from}] x {GPUS.jobs_per_gpu} jobs"
+        )
+    else:
+        source = "resources gpu" if gpu else "no GPU slots"
+    slots = int(gpu) if gpu else 1
     try:
         block = rlplan.dry_run_block(config, outputs, slots, source, RUNS_DIR)
         print(f"\n{block}")

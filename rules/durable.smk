@@ -10,7 +10,6 @@ import sys
 import time
 
 from rlpipe import durable
-from rlpipe.smk import invocation
 from rlpipe.storage.rclone import RemoteError
 
 DURABLE = durable.Settings.from_config(config.get("durable"))

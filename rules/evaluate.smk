@@ -11,6 +11,8 @@ rule evaluate:
     conda:
         "../envs/rlpipe.yaml"
     threads: 1
+    resources:
+        gpu=run_resource("gpu"),
     params:
         code=code_version("evaluate.py"),
         evaluation=config["evaluation"],

@@ -11,6 +11,8 @@ rule record_replays:
     conda:
         "../envs/rlpipe.yaml"
     threads: 1
+    resources:
+        gpu=record_gpu,
     params:
         code=code_version("record_replays.py"),
         record=lambda wildcards: config["datasets"][wildcards.dataset]["record"],

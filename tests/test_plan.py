@@ -154,16 +154,15 @@ def test_jobs_sharing_a_gpu_divide_gpu_hours(tmp_path, monkeypatch):
     config = make_config()
     segments = plan.remaining_segments(expand_runs(config), tmp_path)
     whole = plan.estimate(config, segments, slots=2, runs_dir=tmp_path)
-    config["planning"]["jobs_per_gpu"] = 4
+    config["gpus"] = {"jobs_per_gpu": 4}
     shared = plan.estimate(config, segments, slots=2, runs_dir=tmp_path)
     assert shared.gpu_hours == pytest.approx(whole.gpu_hours / 4)
     assert shared.wall_hours == pytest.approx(whole.wall_hours)  # slots, not GPUs, bound time
-    del config["planning"]["jobs_per_gpu"]
-    monkeypatch.setenv("RLPIPE_JOBS_PER_GPU", "2")
+    monkeypatch.setenv("RLPIPE_JOBS_PER_GPU", "2")  # the environment overrides the config
     env = plan.estimate(config, segments, slots=2, runs_dir=tmp_path)
     assert env.gpu_hours == pytest.approx(whole.gpu_hours / 2)
     monkeypatch.setenv("RLPIPE_JOBS_PER_GPU", "zero")
-    with pytest.raises(ConfigError, match="jobs per GPU"):
+    with pytest.raises(ValueError, match="RLPIPE_JOBS_PER_GPU must be an integer"):
         plan.estimate(config, segments, slots=2, runs_dir=tmp_path)
 
 

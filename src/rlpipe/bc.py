@@ -17,7 +17,9 @@ from torch import optim
 
 from rlpipe import checkpoint
 from rlpipe.agents import ActorCritic
+from rlpipe.device import torch_device
 from rlpipe.envs import is_image_env
+from rlpipe.gpu_slots import placement
 from rlpipe.ppo import Segment
 from rlpipe.replays.format import read_episode
 from rlpipe.seeding import derive_seed
@@ -52,13 +54,15 @@ def train_segment(
 ) -> dict:
     """Gradient steps (start_step, end_step] of behaviour cloning."""
     torch.set_num_threads(threads)
+    device = torch_device()
     obs_np, act_np, n_actions = load_dataset(dataset_dir, segment.env_id)
-    obs_all, act_all = torch.as_tensor(obs_np), torch.as_tensor(act_np)  # (N, *obs), (N,)
+    obs_all = torch.as_tensor(obs_np, device=device)  # (N, *obs_shape)
+    act_all = torch.as_tensor(act_np, device=device)  # (N,)
     prev = checkpoint.load(prev_ckpt, expect_algo="bc") if prev_ckpt else None
     torch.manual_seed(derive_seed(segment.seed, 0))
     np.random.seed(derive_seed(segment.seed, 1))  # saved in the checkpoint: seed it too
     kind = "cnn" if is_image_env(segment.env_id) else "mlp"
-    agent = ActorCritic(tuple(obs_np.shape[1:]), n_actions, kind)
+    agent = ActorCritic(tuple(obs_np.shape[1:]), n_actions, kind).to(device)
     optimizer = optim.Adam(agent.parameters(), lr=hp["learning_rate"])
     if prev is not None:
         agent.load_state_dict(prev["model"])
@@ -66,9 +70,11 @@ def train_segment(
         checkpoint.set_rng_state(prev["rng"])
 
     t0 = time.time()
-    with TelemetryWriter(telemetry_out, env_id=segment.env_id, seed=segment.seed) as tel:
+    with TelemetryWriter(
+        telemetry_out, env_id=segment.env_id, seed=segment.seed, **placement()
+    ) as tel:
         for step in range(segment.start_step + 1, segment.end_step + 1):
-            idx = torch.randint(0, len(act_all), (hp["batch_size"],))
+            idx = torch.randint(0, len(act_all), (hp["batch_size"],)).to(device)  # CPU RNG
             logits = agent.logits(obs_all[idx])  # (B, n_actions)
             loss = F.cross_entropy(logits, act_all[idx])
             optimizer.zero_grad()
@@ -102,8 +108,8 @@ def train_segment(
             network=kind,
             obs_shape=tuple(obs_np.shape[1:]),
             n_actions=n_actions,
-            model=agent.state_dict(),
-            optimizer=optimizer.state_dict(),
+            model={k: v.cpu() for k, v in agent.state_dict().items()},
+            optimizer=checkpoint.to_cpu(optimizer.state_dict()),
         )
     return {
         "global_step": segment.end_step,

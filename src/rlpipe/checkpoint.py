@@ -46,3 +46,14 @@ def load(path: str | Path, expect_algo: str | None = None) -> dict:
     if expect_algo and ckpt.get("algo") != expect_algo:
         raise ValueError(f"{path}: holds a {ckpt.get('algo')} policy, expected {expect_algo}")
     return ckpt
+
+
+def to_cpu(obj):
+    """A (nested) state dict with every tensor on the CPU, for device-independent files."""
+    if isinstance(obj, torch.Tensor):
+        return obj.cpu()
+    if isinstance(obj, dict):
+        return {k: to_cpu(v) for k, v in obj.items()}
+    if isinstance(obj, list):
+        return [to_cpu(v) for v in obj]
+    return obj

@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from rlpipe.envs import EpisodeTracker, make_vec_env
+from rlpipe.gpu_slots import placement
 from rlpipe.policies import load_greedy_policy
 
 
@@ -40,6 +41,7 @@ def evaluate_checkpoint(
     policy = load_greedy_policy(path, threads)
     returns, lengths = run_greedy(policy.act, policy.env_id, episodes, seed, max_steps, threads)
     return {
+        **placement(),
         "algo": policy.algo,
         "env": policy.env_id,
         "step": policy.step,

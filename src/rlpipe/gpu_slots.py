@@ -41,6 +41,7 @@ import argparse
 import contextlib
 import fcntl
 import os
+import subprocess
 import sys
 import time
 from collections.abc import Iterator
@@ -195,6 +196,65 @@ def memory_fraction_from_env() -> float | None:
     """The fraction set by ``python -m rlpipe.gpu_slots`` for the command it runs, if any."""
     value = os.environ.get(ENV_MEMORY_FRACTION)
     return float(value) if value else None
+
+
+@dataclass(frozen=True)
+class GpuSettings:
+    """How many GPUs this machine shares among jobs, and how many jobs share each."""
+
+    count: int
+    jobs_per_gpu: int
+    count_from: str  # where ``count`` came from, for the plan and error messages
+
+    @property
+    def slots(self) -> int:
+        return self.count * self.jobs_per_gpu
+
+    def export(self) -> None:
+        """Hand the numbers to this process's jobs (``acquire_slot`` reads them)."""
+        os.environ[ENV_GPUS] = str(self.count)
+        os.environ[ENV_JOBS_PER_GPU] = str(self.jobs_per_gpu)
+
+
+def detect_gpus() -> tuple[int, str]:
+    """(number of NVIDIA GPUs this process may use, how that was found), without torch."""
+    visible = os.environ.get("CUDA_VISIBLE_DEVICES")
+    if visible is not None:
+        devices = [d for d in visible.split(",") if d.strip() and d.strip() != "-1"]
+        return len(devices), "CUDA_VISIBLE_DEVICES"
+    proc = Path("/proc/driver/nvidia/gpus")
+    if proc.is_dir():
+        return len(list(proc.iterdir())), "detected (/proc/driver/nvidia/gpus)"
+    try:
+        out = subprocess.run(["nvidia-smi", "-L"], capture_output=True, text=True, timeout=10)
+    except (OSError, subprocess.TimeoutExpired):
+        return 0, "detected (no NVIDIA driver)"
+    return sum(line.startswith("GPU ") for line in out.stdout.splitlines()), "detected (nvidia-smi)"
+
+
+def settings(section: dict | None) -> GpuSettings:
+    """The config's ``gpus: {count, jobs_per_gpu}``; ``$RLPIPE_GPUS`` and
+    ``$RLPIPE_JOBS_PER_GPU`` override it; a missing count is detected."""
+    section = section or {}
+    jobs = section.get("jobs_per_gpu", 1)
+    if ENV_JOBS_PER_GPU in os.environ:
+        jobs = _count(None, ENV_JOBS_PER_GPU, 1, 1)
+    if ENV_GPUS in os.environ:
+        return GpuSettings(_count(None, ENV_GPUS, 0, 0), jobs, f"${ENV_GPUS}")
+    if section.get("count") is not None:
+        return GpuSettings(section["count"], jobs, "config gpus.count")
+    count, source = detect_gpus()
+    return GpuSettings(count, jobs, source)
+
+
+def placement() -> dict:
+    """Where this job runs, for telemetry and evaluation records: its slot and its
+    ``CUDA_VISIBLE_DEVICES`` (both None without a slot or a GPU assignment)."""
+    slot = os.environ.get(ENV_SLOT)
+    return {
+        "gpu_slot": int(slot) if slot is not None else None,
+        "cuda_visible_devices": os.environ.get("CUDA_VISIBLE_DEVICES"),
+    }
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -21,7 +21,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
-from rlpipe.gpu_slots import ENV_JOBS_PER_GPU
+from rlpipe import gpu_slots
 from rlpipe.runs import ConfigError, Run, expand_runs, fmt_step
 from rlpipe.status import last_record, text_table
 
@@ -176,16 +176,9 @@ def usd_per_gpu_hour(planning: dict) -> tuple[float | None, str]:
     return price, ENV_PRICE
 
 
-def jobs_per_gpu(planning: dict) -> int:
-    """Jobs sharing one GPU: planning.jobs_per_gpu, else $RLPIPE_JOBS_PER_GPU, else 1."""
-    value = planning.get("jobs_per_gpu") or os.environ.get(ENV_JOBS_PER_GPU) or 1
-    try:
-        value = int(value)
-    except ValueError:
-        value = 0
-    if value < 1:
-        raise ConfigError(f"jobs per GPU must be an integer >= 1, got {value!r}")
-    return value
+def jobs_per_gpu(config: dict) -> int:
+    """Jobs sharing one GPU: the config's gpus.jobs_per_gpu or $RLPIPE_JOBS_PER_GPU."""
+    return gpu_slots.settings(config.get("gpus")).jobs_per_gpu
 
 
 def lpt_makespan(durations: Iterable[float], slots: int) -> float:
@@ -209,7 +202,7 @@ def estimate(
     runs = expand_runs(config)
     planning = config.get("planning") or {}
     overhead = float(planning.get("segment_overhead_s", DEFAULT_OVERHEAD_S))
-    share = jobs_per_gpu(planning)
+    share = jobs_per_gpu(config)
     seconds: dict[RunKey, float] = {}  # remaining job seconds per run
     by_exp: dict[str, list[Segment]] = {}
     for seg in segments:

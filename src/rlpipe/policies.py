@@ -36,16 +36,18 @@ def load_greedy_policy(path: str | Path, threads: int = 1) -> GreedyPolicy:
 
     from rlpipe import checkpoint
     from rlpipe.agents import ActorCritic
+    from rlpipe.device import torch_device
 
     torch.set_num_threads(threads)
+    device = torch_device()
     ckpt = checkpoint.load(path)
     agent = ActorCritic(tuple(ckpt["obs_shape"]), ckpt["n_actions"], ckpt["network"])
     agent.load_state_dict(ckpt["model"])
-    agent.eval()
+    agent.to(device).eval()
 
     def act_torch(obs):
-        with torch.no_grad():
-            return agent.logits(torch.as_tensor(obs)).argmax(dim=1).numpy()
+        with torch.inference_mode():
+            return agent.logits(torch.as_tensor(obs, device=device)).argmax(dim=1).cpu().numpy()
 
     return GreedyPolicy(
         ckpt["algo"], ckpt["env_id"], int(ckpt["global_step"]), ckpt["n_actions"], act_torch

@@ -16,7 +16,9 @@ from torch import nn, optim
 
 from rlpipe import checkpoint
 from rlpipe.agents import ActorCritic
+from rlpipe.device import torch_device
 from rlpipe.envs import EpisodeTracker, is_image_env, make_vec_env
+from rlpipe.gpu_slots import placement
 from rlpipe.seeding import derive_seed
 from rlpipe.telemetry import TelemetryWriter
 
@@ -29,10 +31,6 @@ class Segment:
     seed: int
     start_step: int
     end_step: int
-
-
-def pick_device() -> torch.device:
-    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
 
 
 def build_agent(env_id: str, envs) -> ActorCritic:
@@ -56,7 +54,7 @@ def train_segment(
     initialises only the policy weights from another experiment (e.g. behaviour cloning).
     """
     torch.set_num_threads(threads)
-    device = pick_device()
+    device = torch_device()
     num_envs, num_steps = hp["num_envs"], hp["num_steps"]
     batch_size = num_envs * num_steps
     minibatch_size = batch_size // hp["num_minibatches"]
@@ -102,7 +100,9 @@ def train_segment(
     global_step = segment.start_step
     t0 = time.time()
 
-    with TelemetryWriter(telemetry_out, env_id=segment.env_id, seed=segment.seed) as tel:
+    with TelemetryWriter(
+        telemetry_out, env_id=segment.env_id, seed=segment.seed, **placement()
+    ) as tel:
         for update in range(num_updates):
             lr = hp["learning_rate"]
             if hp["anneal_lr"]:
@@ -169,7 +169,7 @@ def train_segment(
             obs_shape=tuple(obs_shape),
             n_actions=int(envs.action_space.n),
             model={k: v.cpu() for k, v in agent.state_dict().items()},
-            optimizer=_to_cpu(optimizer.state_dict()),
+            optimizer=checkpoint.to_cpu(optimizer.state_dict()),
         )
     envs.close()
     return {"global_step": global_step, "sps": (global_step - segment.start_step) / elapsed}
@@ -177,16 +177,6 @@ def train_segment(
 
 def _obs_dtype(agent: ActorCritic) -> torch.dtype:
     return torch.uint8 if agent.kind == "cnn" else torch.float32
-
-
-def _to_cpu(obj):
-    if isinstance(obj, torch.Tensor):
-        return obj.cpu()
-    if isinstance(obj, dict):
-        return {k: _to_cpu(v) for k, v in obj.items()}
-    if isinstance(obj, list):
-        return [_to_cpu(v) for v in obj]
-    return obj
 
 
 def _gae(agent, next_obs, next_done, rewards, dones, values, hp):

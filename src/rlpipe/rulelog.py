@@ -3,23 +3,29 @@
 import os
 import shutil
 import sys
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
 
+from rlpipe.gpu_slots import acquire_slot
 from rlpipe.smk.jobguard import guard_job
+
+_held = ExitStack()  # the job's GPU slot, held until the process ends (freed even on SIGKILL)
 
 
 def redirect_to_log(snakemake) -> None:
-    """Guard the job (it ends if its Snakemake dies, see ``rlpipe.smk.jobguard``) and point
-    stdout and stderr (Python and C level) at ``snakemake.log[0]``."""
+    """Guard the job (it ends if its Snakemake dies, see ``rlpipe.smk.jobguard``), point
+    stdout and stderr (Python and C level) at ``snakemake.log[0]``, and take a GPU slot if
+    the job asks for a GPU (before anything initialises CUDA; see ``rlpipe.gpu_slots``)."""
     guard_job()
     os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
-    if not snakemake.log:
-        return
-    fh = open(snakemake.log[0], "w", buffering=1)
-    os.dup2(fh.fileno(), 1)
-    os.dup2(fh.fileno(), 2)
-    sys.stdout = sys.stderr = fh
+    if snakemake.log:
+        fh = open(snakemake.log[0], "w", buffering=1)
+        os.dup2(fh.fileno(), 1)
+        os.dup2(fh.fileno(), 2)
+        sys.stdout = sys.stderr = fh
+    if getattr(snakemake.resources, "gpu", 0) > 0:
+        slot = _held.enter_context(acquire_slot())
+        print(f"GPU slot {slot.index}, CUDA_VISIBLE_DEVICES={slot.cuda_visible_devices}")
 
 
 def check_free_disk(out_path: str, prev_ckpt: str | None, min_free_mb: float) -> None:

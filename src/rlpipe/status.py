@@ -41,6 +41,8 @@ class RunStatus:
     eta_s: float | None
     heartbeat_age_s: float | None
     gpu_mem_mb: float | None
+    gpu_slot: int | None = None
+    cuda_visible_devices: str | None = None
 
 
 def totals_from_config(config: dict) -> dict[RunKey, int]:
@@ -122,6 +124,8 @@ def run_status(
         eta_s=eta,
         heartbeat_age_s=age,
         gpu_mem_mb=_number(record, "gpu/memory_allocated_mb"),
+        gpu_slot=(record or {}).get("gpu_slot"),
+        cuda_visible_devices=(record or {}).get("cuda_visible_devices"),
     )
 
 
@@ -179,7 +183,8 @@ def text_table(header: list, rows: list[list]) -> str:
 
 def render(statuses: list[RunStatus]) -> str:
     """Plain-text table, one line per run, plus a count per state."""
-    header = ["run", "state", "step / total", "%", "SPS", "eps/h", "ETA", "heartbeat", "GPU MB"]
+    header = ["run", "state", "step / total", "%", "SPS", "eps/h", "ETA", "heartbeat"]
+    header += ["slot", "GPU", "GPU MB"]
     rows = []
     for s in statuses:
         pct = 100.0 * s.step / s.total if s.total else None
@@ -193,6 +198,8 @@ def render(statuses: list[RunStatus]) -> str:
                 _fmt(s.episodes_per_hour),
                 fmt_duration(s.eta_s),
                 "-" if s.heartbeat_age_s is None else fmt_duration(s.heartbeat_age_s) + " ago",
+                "-" if s.gpu_slot is None else s.gpu_slot,
+                s.cuda_visible_devices or "-",
                 _fmt(s.gpu_mem_mb),
             ]
         )

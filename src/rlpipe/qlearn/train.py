@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from rlpipe.envs import make_vec_env
+from rlpipe.gpu_slots import placement
 from rlpipe.qlearn import kernel, qtable
 from rlpipe.qlearn.indexer import build_indexer
 from rlpipe.qlearn.replay import PrioritizedReplay
@@ -121,7 +122,8 @@ def train_segment(
     t0 = t_log = time.perf_counter()
     updates_at_log = table.updates
 
-    with TelemetryWriter(telemetry_path, env_id=env_id, seed=seed, algo="qlearn") as tel:
+    static = {"env_id": env_id, "seed": seed, "algo": "qlearn", **placement()}
+    with TelemetryWriter(telemetry_path, **static) as tel:
         for it in range(n_iters):
             if not indexer.fitted:
                 indexer.collect(obs)

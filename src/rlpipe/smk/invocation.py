@@ -6,7 +6,9 @@ that runs at parse time (the durable restore's probe) reads them from ``sys.argv
 
 from __future__ import annotations
 
+import io
 import sys
+from contextlib import redirect_stderr
 from functools import cache
 from pathlib import Path
 
@@ -16,9 +18,10 @@ def _args():
     """The parsed command line, or None when Snakemake was not started from its CLI."""
     if Path(sys.argv[0]).name not in ("snakemake", "__main__.py"):
         return None
-    from snakemake.cli import get_argument_parser
+    from snakemake.cli import parse_args
 
-    args, _ = get_argument_parser().parse_known_args(sys.argv[1:])
+    with redirect_stderr(io.StringIO()):  # it announces the profiles; Snakemake did already
+        _, args = parse_args(sys.argv[1:])
     return args
 
 
@@ -39,3 +42,25 @@ def force_args() -> list[str]:
     if args.forcerun:
         out += ["--forcerun", *args.forcerun]
     return out
+
+
+def executor() -> str:
+    """The executor plugin's name (profiles applied): "local" unless one was chosen."""
+    args = _args()
+    return (args.executor if args else None) or "local"
+
+
+def profile_configs(name: str = "rlpipe.yaml") -> list[Path]:
+    """The ``rlpipe.yaml`` beside each ``--profile``'s config, in the order given: workflow
+    config a profile adds (e.g. the runpod profile's durable remote)."""
+    args = _args()
+    if args is None or not args.profile:
+        return []
+    from snakemake.cli import get_profile_dir
+
+    found = []
+    for profile in args.profile:
+        entry = get_profile_dir(profile)
+        if entry is not None and (entry[0] / name).is_file():
+            found.append(entry[0] / name)
+    return found
