@@ -225,7 +225,7 @@ def test_unconfigured_remote_is_one_clear_line(tmp_path):
 
 def test_catch_up_to_a_remote_that_refuses_writes_fails_loudly(tmp_path, rclone_server):
     pod = Pod(tmp_path, "pod", {"RLPIPE_REMOTE": "TESTREMOTE:state"})
-    write_config(pod, tiny(total=512, every=512))
+    write_config(pod, tiny(total=16384, every=16384))
     pod.run("make run")  # outputs on local disk only
     rclone_server.stop()
     rclone_server.read_only = True  # the same remote now refuses every write (403)
@@ -235,7 +235,7 @@ def test_catch_up_to_a_remote_that_refuses_writes_fails_loudly(tmp_path, rclone_
     assert "Nothing to be done" in out
     assert "could not be uploaded to TESTREMOTE:state" in out
     assert rclone_server.password not in out and rclone_server.obscured not in out
-    assert (pod.dir / "runs/cp/CartPole-v1/seed1/ckpt/step_0000000512.pt").is_file()
+    assert (pod.dir / "runs/cp/CartPole-v1/seed1/ckpt/step_0000016384.pt").is_file()
 
 
 def _session_pids(proc, needle: str) -> list[int]:
@@ -309,7 +309,7 @@ def test_remote_without_modtimes(tmp_path, rclone_server):
     ledger, not remote modtimes (no re-uploads), and restored outputs get the mtimes their
     records hold, so Snakemake sees a checkpoint older than its evaluation."""
     env = {"RLPIPE_REMOTE": "TESTREMOTE:state", "RCLONE_CONFIG_TESTREMOTE_VENDOR": "other"}
-    config = tiny(total=512, every=512, durable={"eager_restore_mb": 100})
+    config = tiny(total=16384, every=16384, durable={"eager_restore_mb": 100})
     config["experiments"]["pong"] = {  # a Nature-CNN checkpoint: over 1 MB, so no checksum
         "algo": "ppo",
         "envs": ["Pong-v5"],
