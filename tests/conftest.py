@@ -47,3 +47,20 @@ def tiny_config() -> dict:
 @pytest.fixture
 def tiny(tmp_path):
     return Workdir(tmp_path / "work", tiny_config())
+
+
+@pytest.fixture
+def make_pod(tmp_path):
+    """``make_pod(name, env)``: a fresh-clone pod (tests/pods.py); its processes are killed
+    at teardown, whatever the test did."""
+    from pods import Pod
+
+    made = []
+
+    def make(name, env=None):
+        made.append(Pod(tmp_path, name, env))
+        return made[-1]
+
+    yield make
+    for pod in made:
+        pod.kill_all()

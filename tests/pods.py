@@ -39,6 +39,7 @@ class Pod:
         self.home = self.root / f"{name}-home"
         self.extra_env = dict(env or {})
         self.logs: list[Path] = []
+        self.procs: list[subprocess.Popen] = []
         stamp = Path(sys.prefix, ".rlpipe-installed")
         want = hashlib.sha256((REPO / "pyproject.toml").read_bytes()).hexdigest()
         if not stamp.is_file() or stamp.read_text().strip() != want:
@@ -64,7 +65,7 @@ class Pod:
         log = self.root / f"{self.name}-{label}-{len(self.logs)}.log"
         self.logs.append(log)
         with open(log, "w") as out:
-            return subprocess.Popen(
+            proc = subprocess.Popen(
                 ["bash", "-c", f"{POD_SETUP} && {command}"],
                 cwd=self.dir,
                 env=self.env(),
@@ -72,15 +73,27 @@ class Pod:
                 stderr=subprocess.STDOUT,
                 start_new_session=True,
             )
+        self.procs.append(proc)
+        return proc
 
     def run(self, command: str = POD_COMMAND, label: str = "run", timeout: float = 900) -> str:
         """Run to the end; returns the output, raising if the exit status is not 0."""
         proc = self.start(command, label)
-        rc = proc.wait(timeout=timeout)
+        try:
+            rc = proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            kill_tree(proc)
+            raise
         text = self.logs[-1].read_text()
         if rc != 0:
             raise AssertionError(f"{self.name}: `{command}` exited {rc}:\n{text[-6000:]}")
         return text
+
+    def kill_all(self) -> None:
+        """End every process tree this pod started that still runs (test teardown)."""
+        for proc in self.procs:
+            if proc.poll() is None:
+                kill_tree(proc)
 
     def output(self) -> str:
         return self.logs[-1].read_text() if self.logs else ""

@@ -82,7 +82,7 @@ def edit_config(pod: Pod, change) -> None:
     path.write_text(yaml.safe_dump(config, sort_keys=False))
 
 
-def test_new_pods_resume_the_demo_through_kills(tmp_path, rclone_server):
+def test_new_pods_resume_the_demo_through_kills(make_pod, tmp_path, rclone_server):
     """Chaos: the default demo under `snakemake --profile runpod`, its whole process tree
     killed (SIGKILL) six times at random moments of each kind: mid-segment, mid-restore,
     mid-upload, mid-evaluation, mid-behaviour-cloning (the replay -> BC -> PPO chain), and
@@ -92,7 +92,7 @@ def test_new_pods_resume_the_demo_through_kills(tmp_path, rclone_server):
     the profile's keep_last: 2 reruns only the changed experiment, and its results come from
     the new config."""
     env = {"RLPIPE_REMOTE": "TESTREMOTE:state"}
-    reference = Pod(tmp_path, "reference")
+    reference = make_pod("reference")
     reference.run("make run", label="make-run")  # the README's first command, no profile
     expected = reference.checkpoints()
 
@@ -115,7 +115,7 @@ def test_new_pods_resume_the_demo_through_kills(tmp_path, rclone_server):
     ]
     retrained, durable_before = {}, set()
     for i, (what, trigger, delay) in enumerate(kills):
-        pod = Pod(tmp_path, f"pod{i}", env)
+        pod = make_pod(f"pod{i}", env)
         proc = pod.start()
         wait_until(lambda t=trigger, p=proc, d=pod: t(p, d), 900, proc, what)
         time.sleep(rng.uniform(0, delay))
@@ -125,7 +125,7 @@ def test_new_pods_resume_the_demo_through_kills(tmp_path, rclone_server):
         print(f"killed pod{i} {what}: {len(durable_before)} outputs durable")
         shutil.rmtree(pod.dir)  # the pod and its disk are gone
 
-    final = Pod(tmp_path, "final", env)
+    final = make_pod("final", env)
     log = final.run()
     retrained["final"] = trained(log) & durable_before
     assert not any(retrained.values()), f"durable segments trained again: {retrained}"
@@ -138,7 +138,7 @@ def test_new_pods_resume_the_demo_through_kills(tmp_path, rclone_server):
     )
 
     # A new pod: the README's commands plan nothing, then do nothing.
-    fresh = Pod(tmp_path, "fresh", env)
+    fresh = make_pod("fresh", env)
     plan = fresh.run("snakemake -n --profile runpod", label="plan")
     assert "Nothing to be done" in plan, plan[-3000:]
     log = fresh.run()
@@ -150,7 +150,7 @@ def test_new_pods_resume_the_demo_through_kills(tmp_path, rclone_server):
         config["experiments"]["ppo-pong"]["hparams"]["clip_coef"] = 0.2
 
     before = {k: sha256(rclone_server.root / "state" / k) for k in durable_keys(rclone_server)}
-    changed = Pod(tmp_path, "changed", env)
+    changed = make_pod("changed", env)
     edit_config(changed, cheaper_pong)
     log = changed.run()
     assert {o.split("/")[1] for o in trained(log)} == {"ppo-pong"}, "only that experiment"
@@ -212,8 +212,8 @@ def write_config(pod: Pod, config: dict) -> None:
     (pod.dir / "config" / "config.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
 
 
-def test_unconfigured_remote_is_one_clear_line(tmp_path):
-    pod = Pod(tmp_path, "pod", {"RCLONE_CONFIG": str(tmp_path / "no-rclone.conf")})
+def test_unconfigured_remote_is_one_clear_line(make_pod, tmp_path):
+    pod = make_pod("pod", {"RCLONE_CONFIG": str(tmp_path / "no-rclone.conf")})
     write_config(pod, tiny())
     assert pod.start().wait(timeout=120) != 0
     out = pod.output()
@@ -223,8 +223,8 @@ def test_unconfigured_remote_is_one_clear_line(tmp_path):
     assert not (pod.dir / "runs").exists()
 
 
-def test_catch_up_to_a_remote_that_refuses_writes_fails_loudly(tmp_path, rclone_server):
-    pod = Pod(tmp_path, "pod", {"RLPIPE_REMOTE": "TESTREMOTE:state"})
+def test_catch_up_to_a_remote_that_refuses_writes_fails_loudly(make_pod, tmp_path, rclone_server):
+    pod = make_pod("pod", {"RLPIPE_REMOTE": "TESTREMOTE:state"})
     write_config(pod, tiny(total=16384, every=16384))
     pod.run("make run")  # outputs on local disk only
     rclone_server.stop()
@@ -259,14 +259,14 @@ def _alive(pid: int) -> bool:
     return state != "Z"
 
 
-def test_killing_only_snakemake_leaves_no_orphan_writer(tmp_path, rclone_server):
+def test_killing_only_snakemake_leaves_no_orphan_writer(make_pod, tmp_path, rclone_server):
     """kill -9 of the Snakemake PID alone: its jobs end with it (before writing), and the
     same command then finishes with the bytes of an uninterrupted run."""
-    reference = Pod(tmp_path, "reference")
+    reference = make_pod("reference")
     write_config(reference, tiny())
     reference.run("make run")
 
-    pod = Pod(tmp_path, "pod", {"RLPIPE_REMOTE": "TESTREMOTE:state"})
+    pod = make_pod("pod", {"RLPIPE_REMOTE": "TESTREMOTE:state"})
     write_config(pod, tiny())
     proc = pod.start()
     live = pod.dir / "runs/cp/CartPole-v1/seed1/telemetry/step_0000065536.jsonl.live"
@@ -285,8 +285,8 @@ def test_killing_only_snakemake_leaves_no_orphan_writer(tmp_path, rclone_server)
     assert sha256(pod.dir / final) == sha256(reference.dir / final)
 
 
-def test_dry_run_beside_a_live_run_restores_nothing(tmp_path, rclone_server):
-    pod = Pod(tmp_path, "pod", {"RLPIPE_REMOTE": "TESTREMOTE:state"})
+def test_dry_run_beside_a_live_run_restores_nothing(make_pod, tmp_path, rclone_server):
+    pod = make_pod("pod", {"RLPIPE_REMOTE": "TESTREMOTE:state"})
     write_config(pod, tiny())
     pod.run()  # the remote holds this config's outputs
     config = tiny()
@@ -304,7 +304,7 @@ def test_dry_run_beside_a_live_run_restores_nothing(tmp_path, rclone_server):
     assert "0.02" in "".join(p.read_text() for p in record.rglob("*") if p.is_file())
 
 
-def test_remote_without_modtimes(tmp_path, rclone_server):
+def test_remote_without_modtimes(make_pod, tmp_path, rclone_server):
     """A WebDAV server that cannot set modification times: upload rounds compare with the
     ledger, not remote modtimes (no re-uploads), and restored outputs get the mtimes their
     records hold, so Snakemake sees a checkpoint older than its evaluation."""
@@ -318,14 +318,14 @@ def test_remote_without_modtimes(tmp_path, rclone_server):
         "checkpoint_every": 256,
         "hparams": {**TINY_PPO_SLOW, "num_envs": 4, "num_steps": 64, "update_epochs": 1},
     }
-    first = Pod(tmp_path, "first", env)
+    first = make_pod("first", env)
     write_config(first, config)
     first.run()
     puts = len(rclone_server.requests("PUT"))
     assert "Nothing to be done" in first.run()
     assert len(rclone_server.requests("PUT")) == puts, "an idle run re-uploaded files"
 
-    second = Pod(tmp_path, "second", env)
+    second = make_pod("second", env)
     write_config(second, config)
     plan = second.run("snakemake -n --profile runpod", label="plan")
     assert "Nothing to be done" in plan, plan[-3000:]
@@ -342,11 +342,11 @@ def served(server: RcloneWebdavServer, pattern: str = "**/*") -> dict[str, str]:
     }
 
 
-def test_retention_pins_and_a_new_pod_plans_from_the_remote(tmp_path, rclone_server):
+def test_retention_pins_and_a_new_pod_plans_from_the_remote(make_pod, tmp_path, rclone_server):
     """keep_last: 2 with keep_every pins, locally and remotely; a new pod then plans nothing
     (deleted checkpoints stay deleted), with listings per directory, never per file."""
     config = tiny(total=4 * 16384, every=16384, durable={"keep_last": 2, "keep_every": 32768})
-    first = Pod(tmp_path, "first", {"RLPIPE_REMOTE": "TESTREMOTE:state"})
+    first = make_pod("first", {"RLPIPE_REMOTE": "TESTREMOTE:state"})
     write_config(first, config)
     first.run()
     kept = {f"runs/cp/CartPole-v1/seed1/ckpt/step_{s:010d}.pt" for s in (32768, 49152, 65536)}
@@ -354,7 +354,7 @@ def test_retention_pins_and_a_new_pod_plans_from_the_remote(tmp_path, rclone_ser
     assert local == kept and set(remote_checkpoints(rclone_server)) == kept
     assert len(served(rclone_server, "runs/**/eval/*.json")) == 4
 
-    fresh = Pod(tmp_path, "fresh", {"RLPIPE_REMOTE": "TESTREMOTE:state"})
+    fresh = make_pod("fresh", {"RLPIPE_REMOTE": "TESTREMOTE:state"})
     write_config(fresh, config)
     propfinds = len(rclone_server.requests("PROPFIND"))
     plan = fresh.run("snakemake -n --profile runpod", label="plan")
@@ -365,11 +365,11 @@ def test_retention_pins_and_a_new_pod_plans_from_the_remote(tmp_path, rclone_ser
     print(f"new pod: {restore_line(plan)}; {len(asked)} PROPFIND requests")
 
 
-def test_outage_catches_up_and_a_lasting_outage_fails_loudly(tmp_path, rclone_server):
+def test_outage_catches_up_and_a_lasting_outage_fails_loudly(make_pod, tmp_path, rclone_server):
     """Training goes on while the remote is down; uploads catch up, byte-identical. An outage
     that outlasts upload_deadline_s fails the run naming the remote; the outputs stay local."""
     durable = {"upload_interval_s": 0.5, "upload_retries": 1}
-    pod = Pod(tmp_path, "pod", {"RLPIPE_REMOTE": "TESTREMOTE:state"})
+    pod = make_pod("pod", {"RLPIPE_REMOTE": "TESTREMOTE:state"})
     write_config(pod, tiny(total=3 * 16384, every=16384, durable=durable))
     run = "runs/cp/CartPole-v1/seed1"
     first, last = (f"{run}/ckpt/step_{s:010d}.pt" for s in (16384, 49152))
@@ -398,10 +398,10 @@ def test_outage_catches_up_and_a_lasting_outage_fails_loudly(tmp_path, rclone_se
     assert rclone_server.password not in log
 
 
-def test_nothing_to_be_done_still_uploads(tmp_path, rclone_server):
+def test_nothing_to_be_done_still_uploads(make_pod, tmp_path, rclone_server):
     """Outputs made without the profile are uploaded by the next profile run, also when it has
     nothing to do (Snakemake runs no hooks then); a dry run uploads nothing."""
-    pod = Pod(tmp_path, "pod", {"RLPIPE_REMOTE": "TESTREMOTE:state"})
+    pod = make_pod("pod", {"RLPIPE_REMOTE": "TESTREMOTE:state"})
     write_config(pod, tiny(total=16384, every=16384))
     pod.run("make run")
     assert "Nothing to be done" in pod.run("snakemake -n --profile runpod", label="plan")

@@ -33,7 +33,11 @@ log = logging.getLogger("rlpipe.storage")
 SECRET_KEY = re.compile(r"(PASS|USER|KEY|SECRET|TOKEN|ACCOUNT|SESSION|SAS|CREDENTIAL)", re.I)
 URL_USERINFO = re.compile(r"(?P<scheme>[a-z][a-z0-9+.-]*://)[^/@\s\"']+@", re.I)
 NOT_FOUND = re.compile(r"(directory|object|file) not found", re.I)
-PERMANENT = re.compile(r"401|403|unauthori[sz]ed|forbidden|permission denied|unknown flag", re.I)
+# Refusals that do not pass by waiting (rclone has already retried them at low level); a
+# read-only WebDAV server answers a write with 409 Conflict, S3 with 403.
+PERMANENT = re.compile(
+    r"401|403|405|409|unauthori[sz]ed|forbidden|permission denied|unknown flag", re.I
+)
 LOG_PREFIX = re.compile(r"^\d{4}/\d\d/\d\d \d\d:\d\d:\d\d ")
 UNSAFE_CHARS = set('"$`\\\n\r')  # rclone-python interpolates paths into a shell string
 
