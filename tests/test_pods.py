@@ -272,7 +272,7 @@ def test_killing_only_snakemake_leaves_no_orphan_writer(make_pod, tmp_path, rclo
     live = pod.dir / "runs/cp/CartPole-v1/seed1/telemetry/step_0000065536.jsonl.live"
     wait_until(lambda: live.exists() and live.read_text().count("\n") >= 1, 300, proc, "segment 2")
     jobs = _session_pids(proc, "train_segment.py")
-    (main,) = [p for p in _session_pids(proc, "snakemake --profile runpod") if p != proc.pid]
+    (main,) = _session_pids(proc, "bin/snakemake --profile runpod")  # bash exec'd it
     assert jobs
     subprocess.run(["kill", "-9", str(main)], check=True)
     proc.wait()
