@@ -381,7 +381,8 @@ def test_outage_catches_up_and_a_lasting_outage_fails_loudly(make_pod, tmp_path,
     rclone_server.start()
     assert proc.wait(timeout=600) == 0, pod.output()[-3000:]
     assert {k: sha256(pod.dir / k) for k in served(rclone_server)} == served(rclone_server)
-    assert {first, last} <= durable_keys(rclone_server)
+    evals = {f"{run}/eval/step_{s:010d}.json" for s in (16384, 32768, 49152)}
+    assert {last, *evals} <= durable_keys(rclone_server)  # (keep_last: 2 dropped the first)
 
     extra = f"{run}/ckpt/step_{4 * 16384:010d}.pt"
     write_config(
