@@ -87,12 +87,13 @@ def log_tables(
     final_dir = Path(final_dir)
     tmp = _temp_dir(final_dir)
     run = _open(settings, run_id, tmp, job_type="summary", name="summary")
-    rows = {}
+    logged = {}
     for name, path in tables.items():
         with open(path, newline="") as fh:
             header, *data = list(csv.reader(fh))
-        run.log({name: wandb.Table(columns=header, data=[_typed(row) for row in data])})
-        rows[name] = len(data)
+        logged[name] = wandb.Table(columns=header, data=[_typed(row) for row in data])
+    run.log(logged)
+    rows = {name: len(table.data) for name, table in logged.items()}
     mode = run.settings.mode
     _finish_into(run, tmp, final_dir)
     return {"id": run_id, "project": settings["project"], "mode": mode, "rows": rows}
