@@ -235,10 +235,11 @@ def wandb_settings():
 
 def wandb_params(wildcards):
     """The run's W&B settings, deterministic id, name and config (never the API key)."""
+    settings = wandb_settings()
     run = run_of(wildcards)
     digest = WANDB_HASHES[(run.exp, run.env, run.seed)]
     return {
-        "settings": wandb_settings(),
+        "settings": settings,
         "id": rltracking.wandb_run_id(run, digest),
         "name": f"{run.exp}/{run.env}/seed{run.seed}",
         "group": run.exp,
@@ -247,5 +248,6 @@ def wandb_params(wildcards):
 
 
 def wandb_summary_params(wildcards):
+    settings = wandb_settings()
     ids = [rltracking.wandb_run_id(r, WANDB_HASHES[k]) for k, r in RUNS.items()]
-    return {"settings": wandb_settings(), "id": rltracking.summary_run_id(ids)}
+    return {"settings": settings, "id": rltracking.summary_run_id(ids)}
