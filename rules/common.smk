@@ -181,10 +181,7 @@ def print_plan_block():
 
 
 # Tracking (rules/track.smk): TensorBoard event files and W&B runs, views of the telemetry.
-try:
-    TRACKING = rltracking.Settings.from_config(config.get("tracking"))
-except ConfigError as err:
-    raise WorkflowError(str(err)) from None
+TRACKING = rltracking.Settings.from_config(config.get("tracking"))
 WANDB_HASHES = rltracking.config_hashes(config, RUNS) if TRACKING.wandb else {}
 TRACK_FILE = {
     "tensorboard": "runs/{exp}/{env}/seed{seed}/tb/events.out.tfevents.{step}.rlpipe",

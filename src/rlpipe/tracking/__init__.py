@@ -11,7 +11,7 @@ import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from rlpipe.runs import ConfigError, Run
+from rlpipe.runs import Run
 from rlpipe.telemetry import read_jsonl
 
 
@@ -24,13 +24,11 @@ class Settings:
 
     @classmethod
     def from_config(cls, section: dict | None) -> Settings:
+        """From the schema-validated section; ``mode: disabled`` turns W&B off."""
         section = section or {}
         wandb = section.get("wandb")
-        if wandb is not None:
-            if not wandb.get("project"):
-                raise ConfigError("tracking.wandb.project: required when tracking.wandb is set")
-            if wandb.get("mode") == "disabled":
-                wandb = None
+        if wandb is not None and wandb.get("mode") == "disabled":
+            wandb = None
         return cls(tensorboard=bool(section.get("tensorboard")), wandb=wandb)
 
 

@@ -2,8 +2,8 @@
 
 Every segment job opens the run's deterministic id with ``resume="allow"`` and logs its
 points with ``step=global_step``, so steps increase across segments, retries and pods
-(online, W&B drops steps at or below the run's last one, so a retried job adds no
-duplicates). W&B writes into a temp directory that replaces ``<final_dir>`` once the run is
+(online, W&B ignores steps below the resumed run's current step, so a retried job adds
+no duplicates). W&B writes into a temp directory that replaces ``<final_dir>`` once the run is
 finished: a killed job leaves no half-written offline run behind. The API key is never
 passed or written by rlpipe: wandb reads ``WANDB_API_KEY`` from the environment.
 """
