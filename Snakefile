@@ -22,6 +22,7 @@ include: "rules/train.smk"
 include: "rules/qlearn.smk"
 include: "rules/evaluate.smk"
 include: "rules/summarize.smk"
+include: "rules/track.smk"
 include: "rules/durable.smk"
 include: "rules/plan.smk"
 
@@ -35,3 +36,4 @@ rule all:
         "results/aggregate.csv",
         "results/performance_profile.png",
         "results/job_benchmarks.png",
+        tracking_targets(),

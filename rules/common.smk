@@ -12,6 +12,7 @@ from rlpipe import config as rlconfig
 from rlpipe import gpu_slots
 from rlpipe import locks
 from rlpipe import plan as rlplan
+from rlpipe import tracking as rltracking
 from rlpipe.provenance import code_version as _code_version
 from rlpipe.replays.fetch import fingerprint_or_stored
 from rlpipe.runs import ConfigError, expand_runs, fmt_step
@@ -270,3 +271,73 @@ def print_plan_block():
         print(f"\n{block}")
     except ConfigError as err:
         print(f"\nrlpipe plan: error: {err}")
+
+
+# Tracking (rules/track.smk): TensorBoard event files and W&B runs, views of the telemetry.
+TRACKING = rltracking.Settings.from_config(config.get("tracking"))
+WANDB_HASHES = rltracking.config_hashes(config, RUNS) if TRACKING.wandb else {}
+TRACK_FILE = {
+    "tensorboard": "runs/{exp}/{env}/seed{seed}/tb/events.out.tfevents.{step}.rlpipe",
+    "wandb": "runs/{exp}/{env}/seed{seed}/wandb/step_{step}.json",
+}
+WANDB_SUMMARY = "results/wandb_summary.json"
+
+
+def track_path(kind, run, step):
+    return TRACK_FILE[kind].format(
+        exp=run.exp, env=run.env, seed=run.seed, step=fmt_step(step)
+    )
+
+
+def tracking_targets():
+    """Every segment's event file / W&B receipt, as config `tracking` asks (default none)."""
+    kinds = [k for k in TRACK_FILE if getattr(TRACKING, k)]
+    targets = [
+        track_path(k, run, s) for k in kinds for run in RUNS.values() for s in run.steps
+    ]
+    return targets + ([WANDB_SUMMARY] if TRACKING.wandb else [])
+
+
+def track_inputs(kind):
+    """A segment's telemetry and evaluation, and the previous segment's tracking output
+    (so TensorBoard and W&B get the segments in step order)."""
+
+    def inputs(wildcards):
+        run = run_of(wildcards)
+        step = int(wildcards.step)
+        if step not in run.steps:
+            raise WorkflowError(f"{run.dir}: step {step} is not a segment boundary")
+        files = {
+            "telemetry": f"{run.dir}/telemetry/step_{fmt_step(step)}.jsonl",
+            "eval": f"{run.dir}/eval/step_{fmt_step(step)}.json",
+        }
+        prev = run.previous_step(step)
+        return files | ({"prev": track_path(kind, run, prev)} if prev else {})
+
+    return inputs
+
+
+def wandb_settings():
+    if not TRACKING.wandb:
+        raise WorkflowError("W&B targets need config key tracking.wandb (project, ...)")
+    return TRACKING.wandb
+
+
+def wandb_params(wildcards):
+    """The run's W&B settings, deterministic id, name and config (never the API key)."""
+    settings = wandb_settings()
+    run = run_of(wildcards)
+    digest = WANDB_HASHES[(run.exp, run.env, run.seed)]
+    return {
+        "settings": settings,
+        "id": rltracking.wandb_run_id(run, digest),
+        "name": f"{run.exp}/{run.env}/seed{run.seed}",
+        "group": run.exp,
+        "config": rltracking.wandb_run_config(run, config, digest),
+    }
+
+
+def wandb_summary_params(wildcards):
+    settings = wandb_settings()
+    ids = [rltracking.wandb_run_id(r, WANDB_HASHES[k]) for k, r in RUNS.items()]
+    return {"settings": settings, "id": rltracking.summary_run_id(ids)}

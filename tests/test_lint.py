@@ -44,6 +44,16 @@ def test_conda_env_pins_match_pyproject():
     assert conda_pins == set(project)
 
 
+def test_tracking_env_pins_match_tracking_extra():
+    """envs/tracking.yaml (the tracking rules' conda env) pins the `tracking` extra."""
+    extras = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]
+    tracking = extras["optional-dependencies"]["tracking"]
+    env = yaml.safe_load((REPO / "envs/tracking.yaml").read_text())
+    pip_section = next(d["pip"] for d in env["dependencies"] if isinstance(d, dict))
+    assert set(pip_section) == set(tracking)
+    assert "rlpipe[tracking]" in extras["optional-dependencies"]["test"]
+
+
 def test_dockerfile_runs_the_readme_pod_setup():
     """The image installs with `make install` (the README's tested pod set-up) and starts
     the README's pod command."""

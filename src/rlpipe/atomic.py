@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -16,11 +17,15 @@ TEMP_MARK = ".tmp-"
 
 
 @contextmanager
-def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
-    """Yield a temp path next to ``path``; on success it replaces ``path`` atomically."""
+def atomic_path(path: str | os.PathLike, temp_name: str | None = None) -> Iterator[Path]:
+    """Yield a temp path next to ``path``; on success it replaces ``path`` atomically.
+
+    ``temp_name`` replaces the target's name in the temp's (for readers that pick files up
+    by name, e.g. TensorBoard reads every file whose name contains "tfevents").
+    """
     target = Path(path)
     target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = target.with_name(f".{target.name}{TEMP_MARK}{os.getpid()}")
+    tmp = temp_path(target, temp_name)
     try:
         yield tmp
         with open(tmp, "rb") as fh:
@@ -28,6 +33,12 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
         os.replace(tmp, target)
     finally:
         tmp.unlink(missing_ok=True)
+
+
+def temp_path(path: str | os.PathLike, temp_name: str | None = None) -> Path:
+    """This process's temp path for ``path`` (see :func:`remove_stale_temps`)."""
+    target = Path(path)
+    return target.with_name(f".{temp_name or target.name}{TEMP_MARK}{os.getpid()}")
 
 
 def write_bytes(path: str | os.PathLike, data: bytes) -> None:
@@ -56,8 +67,8 @@ def _writer_alive(temp: Path) -> bool:
     return True
 
 
-def remove_stale_temps(path: str | os.PathLike) -> int:
-    """Delete temp files that dead writers of ``path`` left behind; return how many.
+def remove_stale_temps(path: str | os.PathLike, temp_name: str | None = None) -> int:
+    """Delete temps (files or dirs) that dead writers of ``path`` left behind; return how many.
 
     A temp file whose writer (the PID in its name) still runs is left alone: two attempts at
     the same output never delete each other's work in progress.
@@ -65,7 +76,14 @@ def remove_stale_temps(path: str | os.PathLike) -> int:
     target = Path(path)
     if not target.parent.is_dir():
         return 0
-    stale = [p for p in target.parent.glob(f".{target.name}{TEMP_MARK}*") if not _writer_alive(p)]
+    stale = [
+        p
+        for p in target.parent.glob(f".{temp_name or target.name}{TEMP_MARK}*")
+        if not _writer_alive(p)
+    ]
     for p in stale:
-        p.unlink(missing_ok=True)
+        if p.is_dir() and not p.is_symlink():
+            shutil.rmtree(p, ignore_errors=True)
+        else:
+            p.unlink(missing_ok=True)
     return len(stale)
