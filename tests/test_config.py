@@ -148,3 +148,12 @@ def test_validation_does_not_change_the_given_hparams():
     before = copy.deepcopy(cfg["experiments"]["cp"]["hparams"])
     _validated(cfg)
     assert cfg["experiments"]["cp"]["hparams"] == before  # defaults go to runs, not config
+
+
+def test_derived_checks_still_run_beside_unrelated_schema_problems():
+    cfg = tiny_config()
+    cfg["experiments"]["cp"]["hparams"].update(gamma=3, num_minibatches=3)
+    with pytest.raises(ConfigError) as err:
+        _validated(cfg)
+    assert "hparams.gamma: got 3" in str(err.value)
+    assert "hparams.num_minibatches: 3 does not divide the batch" in str(err.value)

@@ -99,24 +99,31 @@ class _Checker:
                         "expected at most the run's budget",
                     )
         hp_path = f"{where}.hparams"
-        if not self.ok(hp_path):
-            return  # the schema reported a bad value; derived checks would only echo it
-        hp = hparams.resolve(algo, spec.get("hparams"), None)
-        unit = hparams.steps_per_update(algo, hp)
-        for path, value in {**totals, **segment}.items():
-            if value % unit:
-                per_update = "num_envs x num_steps" if algo == "ppo" else "num_envs"
-                self.add(
-                    path,
-                    f"{value} is not a multiple of the {unit} env steps one {algo} update "
-                    f"takes ({per_update}); expected a multiple of {unit}",
-                )
-        if algo == "ppo":
-            self.ppo(hp_path, hp, totals)
+        given = spec.get("hparams")
+        if not isinstance(given, dict):
+            return  # the schema reported it
+        names = hparams.fields(algo)
+        hp = hparams.resolve(algo, {k: v for k, v in given.items() if k in names}, None)
 
-    def ppo(self, hp_path: str, hp: dict, totals: dict[str, int]) -> None:
-        batch = hp["num_envs"] * hp["num_steps"]
-        if batch % hp["num_minibatches"]:
+        def usable(*keys: str) -> bool:  # checks skip values the schema found wrong
+            return self.ok(*(f"{hp_path}.{key}" for key in keys))
+
+        per_update = {"ppo": ("num_envs", "num_steps"), "qlearn": ("num_envs",), "bc": ()}[algo]
+        if usable(*per_update):
+            unit = hparams.steps_per_update(algo, hp)
+            for path, value in {**totals, **segment}.items():
+                if value % unit:
+                    self.add(
+                        path,
+                        f"{value} is not a multiple of the {unit} env steps one {algo} update "
+                        f"takes ({' x '.join(per_update)}); expected a multiple of {unit}",
+                    )
+        if algo == "ppo":
+            self.ppo(hp_path, hp, totals, usable)
+
+    def ppo(self, hp_path: str, hp: dict, totals: dict[str, int], usable) -> None:
+        batch = hp["num_envs"] * hp["num_steps"] if usable("num_envs", "num_steps") else None
+        if batch and usable("num_minibatches") and batch % hp["num_minibatches"]:
             divisors = [d for d in range(1, min(batch, 64) + 1) if batch % d == 0]
             self.add(
                 f"{hp_path}.num_minibatches",
@@ -124,7 +131,7 @@ class _Checker:
                 f"{batch} env steps; expected a divisor of {batch} (e.g. {divisors[-4:]})",
             )
         anneal = hp["lr_anneal_steps"]
-        if hp["anneal_lr"] and anneal is not None and totals:
+        if usable("anneal_lr", "lr_anneal_steps") and hp["anneal_lr"] and anneal and totals:
             total_path, total = max(totals.items(), key=lambda item: item[1])
             if anneal < total:
                 budget = total_path.removeprefix(hp_path.removesuffix("hparams"))
