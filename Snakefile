@@ -27,9 +27,14 @@ include: "rules/durable.smk"
 include: "rules/plan.smk"
 
 
+# Every evaluation and telemetry file is requested too, not only the summary built from them:
+# after a failed job (e.g. one that found a damaged input) Snakemake would otherwise treat its
+# deleted outputs as intermediates and call the workflow done.
 rule all:
     default_target: True
     input:
+        eval_targets(),
+        telemetry_targets(),
         "results/summary.csv",
         "results/summary.md",
         "results/curves.png",

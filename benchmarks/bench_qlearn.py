@@ -75,7 +75,7 @@ def kernel_updates_per_s(batch: int, n_batches: int, n_rows=864, n_actions=2) ->
 
 
 def main() -> None:
-    num_envs = hparams.DEFAULTS["qlearn"]["num_envs"]
+    num_envs = hparams.defaults("qlearn")["num_envs"]
     qlearn_sps("CartPole-v1", 16_000, {})  # warm numba's on-disk cache
     throughput = {}
     for env_id, overrides in ENVS.items():

@@ -24,12 +24,12 @@ rule summarize:
         aggregate=report(
             "results/aggregate.csv",
             caption="../workflow/report/aggregate.rst",
-            category="Statistics",
+            category="Aggregate statistics",
         ),
         profiles=report(
             "results/performance_profile.png",
             caption="../workflow/report/profile.rst",
-            category="Statistics",
+            category="Aggregate statistics",
         ),
         jobs_csv=report(
             "results/job_benchmarks.csv",

@@ -3,6 +3,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))  # this checkout's rlpipe
 
+import numpy as np
 import pytest
 
 from pipeline import Workdir
@@ -42,6 +43,26 @@ def tiny_config() -> dict:
         "evaluation": {"episodes": 2, "max_episode_steps": 300},
         "summary": {"bootstrap_samples": 200},
     }
+
+
+def tiny_qtable():
+    """A 6-row Q-table for 2-D observations, as a segment would save it."""
+    from rlpipe.qlearn import qtable
+    from rlpipe.qlearn.indexer import StateIndexer
+
+    indexer = StateIndexer.uniform(np.zeros(2), np.ones(2), np.array([2, 3]))
+    return qtable.QTable(
+        env_id="CartPole-v1",
+        q=np.arange(12.0).reshape(6, 2),
+        visits=np.zeros(6, np.int64),
+        indexer=indexer,
+        rng_state=np.random.default_rng(0).bit_generator.state,
+        global_step=16,
+        epsilon_step=16,
+        episodes=0,
+        updates=0,
+        hparams={"num_envs": 16},
+    )
 
 
 @pytest.fixture

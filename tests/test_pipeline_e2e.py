@@ -43,6 +43,7 @@ def test_full_run_outputs_and_staleness(tiny):
     html = (tiny.path / "report.html").read_text()
     for name in ("summary.csv", "curves.png", "aggregate.csv", "job_benchmarks.png"):
         assert name in html, name
+    assert "System Message" not in html and "Duplicate explicit target" not in html
 
     # Up to date: nothing to do.
     assert "Nothing to be done" in tiny.run("-n").stdout

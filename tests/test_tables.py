@@ -8,13 +8,15 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from rlpipe import stats, tables
+from rlpipe import figures, stats, tables
 
 
 def _write_eval(root, exp, env, seed, step, mean):
     path = root / f"runs/{exp}/{env}/seed{seed}/eval/step_{step:010d}.json"
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps({"algo": "ppo", "mean_return": mean}))
+    returns = [mean - 1.0, mean + 1.0]  # what rlpipe.evaluate writes, two episodes
+    record = {"algo": "ppo", "step": step, "episodes": 2, "returns": returns, "mean_return": mean}
+    path.write_text(json.dumps(record))
     return path
 
 
@@ -54,7 +56,7 @@ def test_summarize_final_returns_over_seeds(tmp_path):
     tables.write_tables(per_run, per_exp, out / "s.csv", out / "r.csv", out / "s.md")
     assert pd.read_csv(out / "s.csv")["final_return_mean"].tolist() == [20.0]
     assert "| a " in (out / "s.md").read_text()
-    tables.plot_curves(tables.load_evals(evals), out / "c.png")
+    figures.plot_curves(tables.load_evals(evals), out / "c.png", n_boot=100, seed=0)
     assert (out / "c.png").read_bytes()[:4] == b"\x89PNG"
 
 

@@ -20,17 +20,29 @@ from rlpipe.agents import ActorCritic
 from rlpipe.device import torch_device
 from rlpipe.envs import is_image_env
 from rlpipe.gpu_slots import placement
+from rlpipe.integrity import damaged
 from rlpipe.ppo import Segment
 from rlpipe.replays.format import read_episode
 from rlpipe.seeding import derive_seed
+from rlpipe.storage import manifest as mf
 from rlpipe.telemetry import TelemetryWriter
 
 
 def load_dataset(dataset_dir: str | Path, env_id: str) -> tuple[np.ndarray, np.ndarray, int]:
-    """All (observation, action) pairs of a dataset's episodes; checks they are for env_id."""
-    files = sorted(Path(dataset_dir).glob("*.npz"))
+    """All (observation, action) pairs of the episodes the dataset's manifest lists.
+
+    The files are checked against MANIFEST.json (size, sha256) first, and must be for env_id.
+    """
+    root = Path(dataset_dir)
+    manifest_path = root / mf.MANIFEST_NAME
+    try:
+        manifest = mf.load(manifest_path)
+        mf.verify(manifest, root)
+    except mf.ManifestError as err:
+        raise damaged(manifest_path, f"dataset check failed ({err})", "dataset") from None
+    files = [root / entry["path"] for entry in manifest["files"] if entry["path"].endswith(".npz")]
     if not files:
-        raise ValueError(f"{dataset_dir}: no episode files (*.npz)")
+        raise ValueError(f"{manifest_path}: lists no episode files (*.npz)")
     obs, actions, n_actions = [], [], None
     for path in files:
         episode = read_episode(path)

@@ -1,31 +1,46 @@
 """Torch checkpoints: weights, optimiser, RNG states, counters and resolved hparams.
 
-Saved atomically; bytes are identical for identical state (no timestamps inside).
+Saved atomically; bytes are identical for identical state (no timestamps inside). Loaded
+with ``torch.load(weights_only=True)``: a checkpoint holds only tensors and plain values, so
+a file carrying pickled code (e.g. from a bucket someone else can write to) is refused
+instead of run. Every zip member's CRC-32 is checked first, so a flipped bit is an error,
+not silently different weights.
 """
 
 from __future__ import annotations
 
+import pickle
+import re
 from pathlib import Path
 
 import numpy as np
 import torch
 
 from rlpipe import atomic
+from rlpipe.integrity import damaged, verify_zip
 
-FORMAT = "rlpipe-torch-ckpt/1"
+FORMAT = "rlpipe-torch-ckpt/2"  # RNG states as tensors and plain values
+LEGACY_FORMATS = {"rlpipe-torch-ckpt/1"}  # numpy's RNG key as an ndarray
+# What /1 files need beyond weights_only's defaults: plain numpy arrays, no objects or code.
+NUMPY_ARRAYS = [np._core.multiarray._reconstruct, np.ndarray, np.dtype, np.dtypes.UInt32DType]
 
 
 def rng_state() -> dict:
     """The RNG streams training draws from (Python's ``random`` is not used)."""
+    numpy = np.random.get_state(legacy=False)  # MT19937: a uint32 key, plain values
+    key = torch.from_numpy(numpy["state"]["key"].astype(np.int64))
     return {
         "torch": torch.get_rng_state(),
-        "numpy": np.random.get_state(legacy=False),
+        "numpy": {**numpy, "state": {"key": key, "pos": int(numpy["state"]["pos"])}},
     }
 
 
 def set_rng_state(state: dict) -> None:
     torch.set_rng_state(state["torch"])
-    np.random.set_state(state["numpy"])
+    numpy = state["numpy"]
+    key = numpy["state"]["key"]
+    key = key.numpy() if isinstance(key, torch.Tensor) else key  # /1 stored an ndarray
+    np.random.set_state({**numpy, "state": {**numpy["state"], "key": key.astype(np.uint32)}})
 
 
 def save(path: str | Path, **payload) -> None:
@@ -36,13 +51,26 @@ def save(path: str | Path, **payload) -> None:
 
 
 def load(path: str | Path, expect_algo: str | None = None) -> dict:
-    """Load a checkpoint; raise ValueError naming the file if it is not a valid one."""
+    """Load a checkpoint; errors name the file, what is wrong and what to do."""
     try:
-        ckpt = torch.load(path, map_location="cpu", weights_only=False)
-    except Exception as err:  # truncated zip, wrong file type, ...
-        raise ValueError(f"{path}: not a readable rlpipe checkpoint ({err})") from err
-    if not isinstance(ckpt, dict) or ckpt.get("format") != FORMAT:
-        raise ValueError(f"{path}: not an rlpipe checkpoint (expected format {FORMAT})")
+        verify_zip(path)
+        with torch.serialization.safe_globals(NUMPY_ARRAYS):
+            ckpt = torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as err:  # intact (CRCs match), but not ours
+        found = re.search(r"GLOBAL (\S+)|but got <class '([^']+)'>", str(err))
+        what = next(filter(None, found.groups()), None) if found else None
+        raise damaged(
+            path,
+            f"refused to load: its pickle asks for {what or 'objects besides tensors'}, which "
+            "rlpipe checkpoints never hold, so it may have been tampered with; nothing in it "
+            "was run",
+            "checkpoint",
+        ) from None
+    except Exception as err:  # truncated, a flipped bit (CRC), not a zip, ...
+        problem = f"not a readable rlpipe checkpoint ({type(err).__name__}: {err})"
+        raise damaged(path, problem, "checkpoint") from None
+    if not isinstance(ckpt, dict) or ckpt.get("format") not in {FORMAT, *LEGACY_FORMATS}:
+        raise damaged(path, f"not an rlpipe checkpoint (expected format {FORMAT})", "checkpoint")
     if expect_algo and ckpt.get("algo") != expect_algo:
         raise ValueError(f"{path}: holds a {ckpt.get('algo')} policy, expected {expect_algo}")
     return ckpt

@@ -53,41 +53,21 @@ def segment_steps(total: int, every: int) -> list[int]:
     return steps + [total]
 
 
+def budgets(spec: dict) -> dict:
+    """total_steps as {env or "default": steps}; a plain integer applies to every env."""
+    total = spec["total_steps"]
+    return {"default": total} if isinstance(total, int) else dict(total)
+
+
 def expand_runs(config: dict) -> dict[tuple[str, str, int], Run]:
-    """All runs keyed by (exp, env, seed); raises ConfigError on inconsistent settings."""
-    experiments = config["experiments"]
+    """All runs of a validated config (rlpipe.config.validate), keyed by (exp, env, seed)."""
     runs: dict[tuple[str, str, int], Run] = {}
-    for exp, spec in experiments.items():
-        where = f"experiments.{exp}"
+    for exp, spec in config["experiments"].items():
         algo = spec["algo"]
-        every = int(spec["checkpoint_every"])
-        budgets = _budgets(spec, where)
-        dataset = spec.get("dataset")
-        if (algo == "bc") != (dataset is not None):
-            raise ConfigError(f"{where}.dataset: required for algo bc and only for it")
-        if dataset is not None and dataset not in config.get("datasets", {}):
-            raise ConfigError(
-                f"{where}.dataset: no dataset named {dataset!r} under `datasets` "
-                f"(known: {sorted(config.get('datasets', {}))})"
-            )
-        init_from = spec.get("init_from")
-        if init_from is not None:
-            if init_from not in experiments:
-                raise ConfigError(
-                    f"{where}.init_from: no experiment named {init_from!r} "
-                    f"(known: {sorted(experiments)})"
-                )
-            source = experiments[init_from]
-            missing_envs = sorted(set(spec["envs"]) - set(source["envs"]))
-            missing_seeds = sorted(set(spec["seeds"]) - set(source["seeds"]))
-            if missing_envs or missing_seeds:
-                raise ConfigError(
-                    f"{where}.init_from: {init_from!r} has no run for envs {missing_envs} "
-                    f"seeds {missing_seeds}; warm starts pair runs by env and seed"
-                )
+        budget = budgets(spec)
         for env in spec["envs"]:
-            total = budgets.get(env, budgets.get("default"))
-            hparams = _checked_hparams(spec, where, algo, total, every)
+            total = budget.get(env, budget.get("default"))
+            hparams = hp_defaults.resolve(algo, spec.get("hparams"), total)
             for seed in spec["seeds"]:
                 runs[(exp, env, int(seed))] = Run(
                     exp=exp,
@@ -95,50 +75,9 @@ def expand_runs(config: dict) -> dict[tuple[str, str, int], Run]:
                     seed=int(seed),
                     algo=algo,
                     total_steps=total,
-                    checkpoint_every=every,
+                    checkpoint_every=int(spec["checkpoint_every"]),
                     hparams=hparams,
-                    init_from=init_from,
-                    dataset=dataset,
+                    init_from=spec.get("init_from"),
+                    dataset=spec.get("dataset"),
                 )
-    _check_recordings(config, runs)
     return runs
-
-
-def _budgets(spec: dict, where: str) -> dict:
-    """total_steps as {env or "default": steps}; a plain integer applies to every env."""
-    total = spec["total_steps"]
-    budgets = {"default": total} if isinstance(total, int) else dict(total)
-    unknown = sorted(set(budgets) - {"default", *spec["envs"]})
-    if unknown:
-        raise ConfigError(f"{where}.total_steps: {unknown} are not among this experiment's envs")
-    missing = [e for e in spec["envs"] if e not in budgets] if "default" not in budgets else []
-    if missing:
-        raise ConfigError(f"{where}.total_steps: no budget for {missing} (add them or 'default')")
-    return budgets
-
-
-def _checked_hparams(spec: dict, where: str, algo: str, total: int, every: int) -> dict:
-    try:
-        hparams = hp_defaults.resolve(algo, spec.get("hparams"), total)
-    except KeyError as err:
-        raise ConfigError(f"{where}.hparams: {err.args[0]}") from None
-    if every > total:
-        raise ConfigError(f"{where}.checkpoint_every: {every} exceeds total_steps {total}")
-    unit = hp_defaults.steps_per_update(algo, hparams)
-    for key, value in (("checkpoint_every", every), ("total_steps", total)):
-        if value % unit:
-            raise ConfigError(
-                f"{where}.{key}: {value} is not a multiple of the {unit} env steps one "
-                f"{algo} update takes (num_envs x num_steps)"
-            )
-    return hparams
-
-
-def _check_recordings(config: dict, runs: dict) -> None:
-    for name, spec in config.get("datasets", {}).items():
-        rec = spec.get("record")
-        if rec and (rec["experiment"], rec["env"], rec["run_seed"]) not in runs:
-            raise ConfigError(
-                f"datasets.{name}.record: no run {rec['experiment']}/{rec['env']}/"
-                f"seed{rec['run_seed']} to record from"
-            )

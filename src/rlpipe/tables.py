@@ -1,8 +1,10 @@
-"""Summary tables and learning curves from eval JSONs and telemetry (pandas; no torch)."""
+"""Summary tables and cross-task aggregates from eval JSONs and telemetry (pandas; no torch).
+
+Figures are drawn by rlpipe.figures.
+"""
 
 from __future__ import annotations
 
-import io
 import json
 import re
 from pathlib import Path
@@ -11,14 +13,8 @@ import numpy as np
 import pandas as pd
 
 from rlpipe import atomic
-from rlpipe.stats import (
-    bootstrap_ci,
-    human_normalized,
-    interval_estimates,
-    iqm,
-    load_baselines,
-    performance_profile,
-)
+from rlpipe.integrity import damaged
+from rlpipe.stats import bootstrap_ci, human_normalized, interval_estimates, iqm, load_baselines
 from rlpipe.telemetry import read_jsonl
 
 RUN_PATH = re.compile(
@@ -42,23 +38,56 @@ def _run_key(path: str) -> dict:
 def load_evals(paths) -> pd.DataFrame:
     rows = []
     for path in paths:
-        try:
-            record = json.loads(Path(path).read_text())
-        except (OSError, json.JSONDecodeError) as err:
-            raise ValueError(f"{path}: unreadable evaluation record ({err})") from err
-        rows.append(
-            {**_run_key(path), "algo": record["algo"], "mean_return": record["mean_return"]}
-        )
+        key = _run_key(path)
+        record = _eval_record(path, key["step"])
+        rows.append({**key, "algo": record["algo"], "mean_return": record["mean_return"]})
     return pd.DataFrame(rows).sort_values(["exp", "env", "seed", "step"], ignore_index=True)
+
+
+def _eval_record(path, step: int) -> dict:
+    """An evaluation record (rlpipe.evaluate), checked for damage: complete and consistent."""
+    try:
+        record = json.loads(Path(path).read_text())
+    except ValueError as err:  # not JSON, not UTF-8
+        raise damaged(path, f"unreadable evaluation record ({err})", "evaluation") from None
+    fields = {"algo": str, "step": int, "episodes": int, "returns": list, "mean_return": float}
+    if not isinstance(record, dict):
+        raise damaged(path, "not an evaluation record (not a JSON object)", "evaluation")
+    wrong = [k for k, t in fields.items() if not isinstance(record.get(k), t)]
+    if wrong:
+        problem = f"incomplete evaluation record (missing or mistyped: {wrong})"
+        raise damaged(path, problem, "evaluation")
+    returns = record["returns"]
+    consistent = (
+        record["step"] == step
+        and record["episodes"] == len(returns) > 0
+        and all(isinstance(r, int | float) for r in returns)
+        and np.isclose(record["mean_return"], np.mean(returns), rtol=1e-12, atol=0)
+    )
+    if not consistent:
+        problem = (
+            "inconsistent evaluation record (step, episodes, returns and mean_return disagree)"
+        )
+        raise damaged(path, problem, "evaluation")
+    return record
 
 
 def load_telemetry(paths) -> pd.DataFrame:
     """One row per segment: wall time and env steps it trained."""
     rows = []
     for path in paths:
-        records = read_jsonl(path)
         key = _run_key(path)
+        try:
+            records = read_jsonl(path)
+        except ValueError as err:  # a bad line, not UTF-8
+            raise damaged(path, f"unreadable telemetry ({err})", "telemetry") from None
         last = records[-1] if records else {}
+        if last.get("global_step") != key["step"]:
+            problem = (
+                f"telemetry ends at step {last.get('global_step')}, the segment at "
+                f"{key['step']} (truncated or altered)"
+            )
+            raise damaged(path, problem, "telemetry")
         rows.append({**key, "wall_time_s": last.get("elapsed_s", np.nan)})
     return pd.DataFrame(rows).sort_values(["exp", "env", "seed", "step"], ignore_index=True)
 
@@ -114,23 +143,6 @@ def write_tables(per_run, per_exp, csv_path, runs_csv_path, md_path) -> None:
     atomic.write_text(md_path, "\n".join(md))
 
 
-def plot_curves(evals: pd.DataFrame, png_path) -> None:
-    """Mean eval return over seeds vs env steps, a min-max band, one panel per env."""
-    plt = _pyplot()
-    envs = sorted(evals["env"].unique())
-    fig, axes = plt.subplots(1, len(envs), figsize=(5 * len(envs), 3.6), squeeze=False)
-    for ax, env in zip(axes[0], envs, strict=True):
-        for exp, group in evals[evals["env"] == env].groupby("exp"):
-            curve = group.groupby("step")["mean_return"].agg(["mean", "min", "max"])
-            ax.plot(curve.index, curve["mean"], marker="o", label=exp)
-            ax.fill_between(curve.index, curve["min"], curve["max"], alpha=0.2)
-        ax.set_title(env)
-        ax.set_xlabel("steps (env steps; BC: gradient steps)")
-        ax.set_ylabel("greedy eval return")
-        ax.legend(fontsize=8)
-    _save(fig, plt, png_path)
-
-
 def task_scores(per_run: pd.DataFrame, exp: str) -> tuple[list[np.ndarray], str]:
     """Final returns of one experiment per task (env); human-normalised if all are Atari."""
     group = per_run[per_run["exp"] == exp]
@@ -165,25 +177,6 @@ def aggregate(per_run: pd.DataFrame, n_boot: int, seed: int) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def plot_performance_profiles(per_run: pd.DataFrame, png_path, n_boot: int, seed: int) -> None:
-    """Fraction of runs scoring above tau (with bootstrap band), one panel per experiment."""
-    plt = _pyplot()
-    exps = sorted(per_run["exp"].unique())
-    fig, axes = plt.subplots(1, len(exps), figsize=(4 * len(exps), 3.2), squeeze=False)
-    for ax, exp in zip(axes[0], exps, strict=True):
-        scores, scale = task_scores(per_run, exp)
-        flat = np.concatenate(scores)
-        span = max(float(flat.max() - flat.min()), 1e-6)
-        taus = np.linspace(flat.min() - 0.05 * span, flat.max() + 0.05 * span, 60)
-        profile = performance_profile(scores, taus, n_boot=n_boot, seed=seed)
-        ax.plot(profile.taus, profile.fraction)
-        ax.fill_between(profile.taus, profile.low, profile.high, alpha=0.25)
-        ax.set_title(exp)
-        ax.set_xlabel(f"{scale} tau")
-        ax.set_ylabel("fraction of runs > tau")
-    _save(fig, plt, png_path)
-
-
 def load_job_benchmarks(paths) -> pd.DataFrame:
     """Snakemake ``benchmark:`` TSVs of training jobs: seconds, max RSS, CPU time per job."""
     rows = []
@@ -191,34 +184,3 @@ def load_job_benchmarks(paths) -> pd.DataFrame:
         bench = pd.read_csv(path, sep="\t")
         rows.append({**_run_key(path), **bench.iloc[-1][["s", "max_rss", "cpu_time"]].to_dict()})
     return pd.DataFrame(rows).sort_values(["exp", "env", "seed", "step"], ignore_index=True)
-
-
-def plot_job_benchmarks(bench: pd.DataFrame, png_path) -> None:
-    """Per experiment: wall seconds and peak memory of its training jobs."""
-    plt = _pyplot()
-    per_exp = bench.groupby("exp").agg(s=("s", "mean"), max_rss=("max_rss", "max"))
-    fig, (left, right) = plt.subplots(1, 2, figsize=(10, 3.2))
-    left.bar(per_exp.index, per_exp["s"])
-    left.set_ylabel("mean wall seconds per segment job")
-    right.bar(per_exp.index, per_exp["max_rss"])
-    right.set_ylabel("peak RSS (MB)")
-    for ax in (left, right):
-        ax.tick_params(axis="x", rotation=30)
-    _save(fig, plt, png_path)
-
-
-def _pyplot():
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    return plt
-
-
-def _save(fig, plt, png_path) -> None:
-    fig.tight_layout()
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=100)
-    plt.close(fig)
-    atomic.write_bytes(png_path, buf.getvalue())

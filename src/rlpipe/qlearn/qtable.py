@@ -2,11 +2,13 @@
 
 Holds the Q-table, visit counts, the state indexer, the training RNG state, counters, the
 epsilon-schedule position, resolved hparams (JSON) and, when enabled, the replay buffer.
-Written as a zip with fixed timestamps (np.savez stamps the current time), atomically.
+Written as a zip with fixed timestamps (np.savez stamps the current time), atomically; read
+whole member by member, so a flipped bit fails the CRC-32 check instead of loading.
 """
 
 from __future__ import annotations
 
+import io
 import json
 import zipfile
 from dataclasses import dataclass
@@ -15,6 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from rlpipe import atomic
+from rlpipe.integrity import damaged, read_zip
 from rlpipe.qlearn.indexer import StateIndexer
 from rlpipe.qlearn.replay import ARRAYS as REPLAY_ARRAYS
 
@@ -100,17 +103,20 @@ def load(path: str | Path, obs_dims: int | None = None, n_actions: int | None = 
     With ``obs_dims``/``n_actions`` also check it fits the environment it will be used in.
     """
     try:
-        with np.load(path, allow_pickle=False) as npz:
-            arrays = {name: npz[name] for name in npz.files}
-    except Exception as err:  # truncated zip, not a zip, pickled member, ...
-        raise ValueError(
-            f"{path}: not a readable Q-table npz ({type(err).__name__}: {err})"
-        ) from None
+        arrays = {
+            name.removesuffix(".npy"): np.lib.format.read_array(
+                io.BytesIO(data), allow_pickle=False
+            )
+            for name, data in read_zip(path).items()  # whole members: CRC-32 checked
+        }
+    except Exception as err:  # truncated zip, a flipped bit, not a zip, pickled member, ...
+        problem = f"not a readable Q-table npz ({type(err).__name__}: {err})"
+        raise damaged(path, problem, "checkpoint") from None
     missing = [k for k in REQUIRED if k not in arrays]
     if missing:
-        raise ValueError(f"{path}: not an rlpipe Q-table (missing {missing})")
+        raise damaged(path, f"not an rlpipe Q-table (missing {missing})", "checkpoint")
     if str(arrays["format"]) != FORMAT:
-        raise ValueError(f"{path}: format {arrays['format']}, expected {FORMAT}")
+        raise damaged(path, f"format {arrays['format']}, expected {FORMAT}", "checkpoint")
     try:
         indexer = StateIndexer(
             str(arrays["indexer_kind"]),
