@@ -215,9 +215,9 @@ def test_schema_accepts_gpus_and_names_bad_keys(gpus, key):
 
     schema = SRC.parent / "workflow/schemas/config.schema.yaml"
     base = {"experiments": {"e": {"algo": "ppo", "envs": ["CartPole-v1"], "seeds": [1],
-                                  "total_steps": 512, "checkpoint_every": 512}}}  # fmt: skip
+                                  "total_steps": 1024, "checkpoint_every": 1024}}}  # fmt: skip
     rlconfig.validate({**base, "gpus": {"count": 2, "jobs_per_gpu": 3}}, schema)
-    with pytest.raises(ConfigError, match=f"key {key}"):
+    with pytest.raises(ConfigError, match=rf"- {key}: "):
         rlconfig.validate({**base, "gpus": gpus}, schema)
 
 

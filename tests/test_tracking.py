@@ -62,10 +62,10 @@ def test_tracking_config_is_validated_and_errors_name_the_key():
     config["tracking"] = {"tensorboard": "yes", "wandb": {"mode": "offline"}}
     with pytest.raises(ConfigError) as err:
         rlconfig.validate(config, SCHEMA)
-    assert "key tracking.tensorboard" in str(err.value)
-    assert "key tracking.wandb" in str(err.value) and "project" in str(err.value)
+    assert "- tracking.tensorboard: " in str(err.value)
+    assert "- tracking.wandb.project: " in str(err.value)
     config["tracking"] = {"wandb": {"project": "p", "mode": "sometimes"}}
-    with pytest.raises(ConfigError, match="key tracking.wandb.mode"):
+    with pytest.raises(ConfigError, match="- tracking.wandb.mode: "):
         rlconfig.validate(config, SCHEMA)
 
 
