@@ -26,17 +26,25 @@ NUMPY_ARRAYS = [np._core.multiarray._reconstruct, np.ndarray, np.dtype, np.dtype
 
 
 def rng_state() -> dict:
-    """The RNG streams training draws from (Python's ``random`` is not used)."""
+    """The RNG streams training draws from (Python's ``random`` is not used): torch's CPU
+    generator, numpy's, and each CUDA device's when this process uses CUDA (otherwise every
+    segment would start from the same reseeded CUDA stream)."""
     numpy = np.random.get_state(legacy=False)  # MT19937: a uint32 key, plain values
     key = torch.from_numpy(numpy["state"]["key"].astype(np.int64))
-    return {
+    state = {
         "torch": torch.get_rng_state(),
         "numpy": {**numpy, "state": {"key": key, "pos": int(numpy["state"]["pos"])}},
     }
+    if torch.cuda.is_available() and torch.cuda.is_initialized():
+        state["cuda"] = torch.cuda.get_rng_state_all()  # one ByteTensor per visible device
+    return state
 
 
 def set_rng_state(state: dict) -> None:
     torch.set_rng_state(state["torch"])
+    if state.get("cuda") and torch.cuda.is_available():
+        for device, cuda_state in enumerate(state["cuda"][: torch.cuda.device_count()]):
+            torch.cuda.set_rng_state(cuda_state, device)
     numpy = state["numpy"]
     key = numpy["state"]["key"]
     key = key.numpy() if isinstance(key, torch.Tensor) else key  # /1 stored an ndarray
