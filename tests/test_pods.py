@@ -97,27 +97,26 @@ def test_new_pods_resume_the_demo_through_kills(make_pod, tmp_path, rclone_serve
     expected = reference.checkpoints()
 
     rng = random.Random(15)
-    kills = [  # (what, trigger on the pod's process group, random delay before SIGKILL)
-        (
-            "mid-segment",
-            lambda p, pod: bool(list(pod.dir.glob("runs/*/*/*/telemetry/*.live"))),
-            2.0,
-        ),
-        ("mid-restore", lambda p, pod: running(p, "--dry-run", "--workflow-profile none"), 0.0),
-        ("mid-upload", lambda p, pod: running(p, f" copy {pod.dir} TESTREMOTE:state "), 0.0),
-        ("mid-evaluation", lambda p, pod: running(p, "evaluate.py"), 1.0),
-        ("mid-bc", lambda p, pod: running(p, "bc_segment.py"), 1.0),
-        (
-            "mid-segment",
-            lambda p, pod: bool(list(pod.dir.glob("runs/ppo-from-bc/*/*/telemetry/*.live"))),
-            2.0,
-        ),
+    live = "runs/*/*/*/telemetry/*.live"
+    kills = [  # what; trigger on the pod's process group; new durable outputs it needs first;
+        # the random delay before SIGKILL
+        ("mid-segment", lambda p, pod: any(pod.dir.glob(live)), 6, 2.0),
+        ("mid-restore", lambda p, pod: running(p, "--dry-run", "--workflow-profile none"), 0, 0),
+        ("mid-upload", lambda p, pod: running(p, f" copy {pod.dir} TESTREMOTE:state "), 1, 0),
+        ("mid-evaluation", lambda p, pod: running(p, "evaluate.py"), 2, 1.0),
+        ("mid-bc", lambda p, pod: running(p, "bc_segment.py"), 0, 1.0),
+        ("mid-segment", lambda p, pod: any(pod.dir.glob("runs/ppo-from-bc/" + live[5:])), 0, 2.0),
     ]
     retrained, durable_before = {}, set()
-    for i, (what, trigger, delay) in enumerate(kills):
+    for i, (what, trigger, progress, delay) in enumerate(kills):
         pod = make_pod(f"pod{i}", env)
         proc = pod.start()
-        wait_until(lambda t=trigger, p=proc, d=pod: t(p, d), 900, proc, what)
+        need = len(durable_before) + progress
+
+        def ready(trigger=trigger, proc=proc, pod=pod, need=need):
+            return len(durable_keys(rclone_server)) >= need and trigger(proc, pod)
+
+        wait_until(ready, 900, proc, what)
         time.sleep(rng.uniform(0, delay))
         kill_tree(proc)
         retrained[what + str(i)] = trained(pod.output()) & durable_before
