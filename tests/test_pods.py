@@ -105,7 +105,12 @@ def test_new_pods_resume_the_demo_through_kills(make_pod, tmp_path, rclone_serve
         ("mid-upload", lambda p, pod: running(p, f" copy {pod.dir} TESTREMOTE:state "), 1, 0),
         ("mid-evaluation", lambda p, pod: running(p, "evaluate.py"), 2, 1.0),
         ("mid-bc", lambda p, pod: running(p, "bc_segment.py"), 0, 1.0),
-        ("mid-segment", lambda p, pod: any(pod.dir.glob("runs/ppo-from-bc/" + live[5:])), 0, 2.0),
+        (
+            "mid-segment",
+            lambda p, pod: any(pod.dir.glob("runs/ppo-from-bc/*/*/telemetry/*.live")),
+            0,
+            2.0,
+        ),
     ]
     retrained, durable_before = {}, set()
     for i, (what, trigger, progress, delay) in enumerate(kills):

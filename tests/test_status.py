@@ -170,3 +170,17 @@ def test_fmt_duration():
         "1h02m",
         "1d01h",
     ]
+
+
+def test_gpu_slot_device_and_memory_are_shown(tmp_path):
+    """A running segment's telemetry says which GPU slot and device it has (rlpipe.gpu_slots)
+    and its GPU memory; the table shows all three."""
+    now = 1_000_000.0
+    run = tmp_path / "runs" / "exp" / "Pong-v5" / "seed1"
+    placed = {"gpu_slot": 3, "cuda_visible_devices": "1", "gpu/memory_allocated_mb": 812.0}
+    write_segment(run, 100, [rec(50, now - 1, 40.0, **placed)], live=True)
+    (got,) = status.collect(tmp_path / "runs", {("exp", "Pong-v5", 1): 100}, now=now)
+    assert (got.gpu_slot, got.cuda_visible_devices, got.gpu_mem_mb) == (3, "1", 812.0)
+    header, row = status.render([got]).splitlines()[:2]
+    assert header.split()[-4:] == ["slot", "GPU", "GPU", "MB"]
+    assert row.split()[-3:] == ["3", "1", "812"]
