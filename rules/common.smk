@@ -16,7 +16,7 @@ from rlpipe import tracking as rltracking
 from rlpipe.provenance import code_version as _code_version
 from rlpipe.replays.fetch import fingerprint_or_stored
 from rlpipe.runs import ConfigError, expand_runs, fmt_step
-from rlpipe.smk import invocation, jobguard, probe
+from rlpipe.smk import invocation, jobguard, probe, slurm
 from rlpipe.workflow_env import export_pythonpath
 
 
@@ -57,6 +57,9 @@ try:
 except ConfigError as err:
     raise WorkflowError(str(err)) from None
 
+# Absolute: Snakemake has left the working directory when atexit hooks run.
+WORKDIR = Path.cwd()
+
 # The main process of a run a user started (not a job step, not the restore probe) owns the
 # directory if no other rlpipe run does: only then may it clear stale locks or restore files.
 MAIN_RUN = workflow.exec_mode == ExecMode.DEFAULT and not probe.active()
@@ -64,6 +67,16 @@ HOLDS_DIRECTORY = MAIN_RUN and locks.hold_directory()
 if HOLDS_DIRECTORY:
     locks.clear_stale_locks()
     jobguard.wait_for_orphans()
+    if invocation.executor() == "slurm" and slurm.available():
+        if invocation.dry_run():
+            if slurm.jobs_in(WORKDIR):
+                print(
+                    "rlpipe: SLURM jobs of an earlier run of this directory are still "
+                    "alive; a real run cancels them first (rlpipe.smk.slurm)",
+                    file=sys.stderr,
+                )
+        else:
+            slurm.cancel_orphans(WORKDIR)
 if MAIN_RUN:
     jobguard.mark_main()
 
@@ -242,8 +255,6 @@ def remote_state(wildcards):
 
 
 TRAINING_RULES = {"train_segment", "bc_segment", "qlearn_segment"}
-# Absolute: Snakemake has left the working directory when atexit hooks run.
-WORKDIR = Path.cwd()
 RUNS_DIR = WORKDIR / "runs"
 
 
