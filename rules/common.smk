@@ -255,31 +255,29 @@ def remote_state(wildcards):
 
 
 TRAINING_RULES = {"train_segment", "bc_segment", "qlearn_segment"}
+PLANNED_RULES = TRAINING_RULES | {"evaluate"}
 RUNS_DIR = WORKDIR / "runs"
 
 
 def print_plan_block():
-    """Print the plan of the training jobs a dry run found (see rules/plan.smk)."""
+    """Print the plan of the training and evaluation jobs a dry run found (rules/plan.smk),
+    on the slots this executor really has."""
     dag = workflow.dag
     if not workflow.dryrun or dag is None:  # not -n, or no DAG (an error came first)
         return
     outputs = [
         str(path)
         for job in dag.needrun_jobs(exclude_finished=False)  # -n "finishes" them
-        if job.rule.name in TRAINING_RULES
+        if job.rule.name in PLANNED_RULES
         for path in job.output
     ]
-    gpu = getattr(workflow.global_resources.get("gpu"), "value", None)
-    if gpu and gpu == GPUS.slots:
-        source = (
-            f"gpus: {GPUS.count} GPU(s) [{GPUS.count_from}] x {GPUS.jobs_per_gpu} jobs"
-        )
+    if invocation.executor() == "slurm":
+        allocation = rlplan.Allocation.slurm(workflow.nodes)
     else:
-        source = "resources gpu" if gpu else "no GPU slots"
-    slots = int(gpu) if gpu else 1
+        gpu = getattr(workflow.global_resources.get("gpu"), "value", None)
+        allocation = rlplan.Allocation.local(workflow.cores, GPUS, gpu)
     try:
-        block = rlplan.dry_run_block(config, outputs, slots, source, RUNS_DIR)
-        print(f"\n{block}")
+        print(f"\n{rlplan.dry_run_block(config, outputs, allocation, RUNS_DIR)}")
     except ConfigError as err:
         print(f"\nrlpipe plan: error: {err}")
 
