@@ -27,6 +27,18 @@ include: "rules/durable.smk"
 include: "rules/plan.smk"
 
 
+# On a cluster these run on the submitting machine: publishing and fetching need the network,
+# and the summary and trackers are too light to queue for.
+localrules:
+    all,
+    publish_replays,
+    fetch_replays,
+    summarize,
+    tensorboard_segment,
+    wandb_segment,
+    wandb_summary,
+
+
 # Every evaluation and telemetry file is requested too, not only the summary built from them:
 # after a failed job (e.g. one that found a damaged input) Snakemake would otherwise treat its
 # deleted outputs as intermediates and call the workflow done.

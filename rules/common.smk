@@ -16,7 +16,7 @@ from rlpipe import tracking as rltracking
 from rlpipe.provenance import code_version as _code_version
 from rlpipe.replays.fetch import fingerprint_or_stored
 from rlpipe.runs import ConfigError, expand_runs, fmt_step
-from rlpipe.smk import invocation, jobguard, probe
+from rlpipe.smk import invocation, jobguard, probe, slurm
 from rlpipe.workflow_env import export_pythonpath
 
 
@@ -57,6 +57,9 @@ try:
 except ConfigError as err:
     raise WorkflowError(str(err)) from None
 
+# Absolute: Snakemake has left the working directory when atexit hooks run.
+WORKDIR = Path.cwd()
+
 # The main process of a run a user started (not a job step, not the restore probe) owns the
 # directory if no other rlpipe run does: only then may it clear stale locks or restore files.
 MAIN_RUN = workflow.exec_mode == ExecMode.DEFAULT and not probe.active()
@@ -64,6 +67,16 @@ HOLDS_DIRECTORY = MAIN_RUN and locks.hold_directory()
 if HOLDS_DIRECTORY:
     locks.clear_stale_locks()
     jobguard.wait_for_orphans()
+    if invocation.executor() == "slurm" and slurm.available():
+        if invocation.dry_run():
+            if slurm.jobs_in(WORKDIR):
+                print(
+                    "rlpipe: SLURM jobs of an earlier run of this directory are still "
+                    "alive; a real run cancels them first (rlpipe.smk.slurm)",
+                    file=sys.stderr,
+                )
+        else:
+            slurm.cancel_orphans(WORKDIR)
 if MAIN_RUN:
     jobguard.mark_main()
 
@@ -242,33 +255,29 @@ def remote_state(wildcards):
 
 
 TRAINING_RULES = {"train_segment", "bc_segment", "qlearn_segment"}
-# Absolute: Snakemake has left the working directory when atexit hooks run.
-WORKDIR = Path.cwd()
+PLANNED_RULES = TRAINING_RULES | {"evaluate"}
 RUNS_DIR = WORKDIR / "runs"
 
 
 def print_plan_block():
-    """Print the plan of the training jobs a dry run found (see rules/plan.smk)."""
+    """Print the plan of the training and evaluation jobs a dry run found (rules/plan.smk),
+    on the slots this executor really has."""
     dag = workflow.dag
     if not workflow.dryrun or dag is None:  # not -n, or no DAG (an error came first)
         return
     outputs = [
         str(path)
         for job in dag.needrun_jobs(exclude_finished=False)  # -n "finishes" them
-        if job.rule.name in TRAINING_RULES
+        if job.rule.name in PLANNED_RULES
         for path in job.output
     ]
-    gpu = getattr(workflow.global_resources.get("gpu"), "value", None)
-    if gpu and gpu == GPUS.slots:
-        source = (
-            f"gpus: {GPUS.count} GPU(s) [{GPUS.count_from}] x {GPUS.jobs_per_gpu} jobs"
-        )
+    if invocation.executor() == "slurm":
+        allocation = rlplan.Allocation.slurm(workflow.nodes)
     else:
-        source = "resources gpu" if gpu else "no GPU slots"
-    slots = int(gpu) if gpu else 1
+        gpu = getattr(workflow.global_resources.get("gpu"), "value", None)
+        allocation = rlplan.Allocation.local(workflow.cores, GPUS, gpu)
     try:
-        block = rlplan.dry_run_block(config, outputs, slots, source, RUNS_DIR)
-        print(f"\n{block}")
+        print(f"\n{rlplan.dry_run_block(config, outputs, allocation, RUNS_DIR)}")
     except ConfigError as err:
         print(f"\nrlpipe plan: error: {err}")
 

@@ -82,3 +82,17 @@ def subprocess_env() -> dict:
     env = dict(os.environ)
     env["PYTHONUNBUFFERED"] = "1"
     return env
+
+
+def live_telemetry(run_dir: Path, step: int) -> Path | None:
+    """The live telemetry file of a segment that is training (one per attempt), if any."""
+    return next(Path(run_dir, "telemetry").glob(f"step_{step:010d}.jsonl.*.live"), None)
+
+
+def live_lines(run_dir: Path, step: int) -> int:
+    """Lines a training segment has logged so far (0 before it starts)."""
+    path = live_telemetry(run_dir, step)
+    try:
+        return path.read_text().count("\n") if path else 0
+    except FileNotFoundError:  # renamed into place in between
+        return 0

@@ -105,18 +105,21 @@ def test_status_watch_redraws_until_ctrl_c(project):
 
 
 def test_plan_from_runs_dir_and_from_dry_run_text(project):
-    proc = rlpipe("plan", "--profile-slots", "2", "--usd-per-gpu-hour", "3", cwd=project)
+    proc = rlpipe("plan", "--cores", "2", "--usd-per-gpu-hour", "3", cwd=project)
     assert proc.returncode == 0, proc.stderr
     demo = next(line for line in proc.stdout.splitlines() if line.startswith("demo"))
-    # seed1: segment 2 left; seed2: both. Measured 512 SPS (the finished segment only).
-    assert demo.split()[:5] == ["demo", "ppo", "3", "2", "3,072"]
-    assert "measured 512 (1 segments)" in demo
+    # seed1: segment 2 left; seed2: both; no evaluation yet: 4. Measured 512 SPS (the
+    # finished segment only).
+    assert demo.split()[:6] == ["demo", "ppo", "3", "4", "2", "3,072"]
+    assert "SPS measured 512" in demo
     dry_run = project / "dry.txt"
     dry_run.write_text("output: runs/demo/CartPole-v1/seed2/ckpt/step_0000002048.pt\n")
-    proc = rlpipe("plan", "--segments-from", "-", cwd=project, input=dry_run.read_text())
+    proc = rlpipe("plan", "--jobs-from", "-", cwd=project, input=dry_run.read_text())
     demo = next(line for line in proc.stdout.splitlines() if line.startswith("demo"))
-    assert demo.split()[:5] == ["demo", "ppo", "1", "1", "1,024"]
+    assert demo.split()[:6] == ["demo", "ppo", "1", "0", "1", "1,024"]
     assert "no price given" in proc.stdout
+    slurm = rlpipe("plan", "--slurm-jobs", "10", cwd=project)
+    assert slurm.returncode == 0 and "wall time" in slurm.stdout, slurm.stderr
 
 
 def test_bad_config_is_named(project):

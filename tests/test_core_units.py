@@ -5,6 +5,7 @@ from __future__ import annotations
 import fcntl
 import json
 import os
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -27,9 +28,15 @@ def test_atomic_write_replaces_whole_file_or_nothing(tmp_path):
             raise RuntimeError("killed")
     assert json.loads(target.read_text()) == {"a": 1}
     assert [p.name for p in target.parent.iterdir()] == ["x.json"]
-    stale = target.with_name(f".x.json{atomic.TEMP_MARK}999")
+    host = socket.gethostname()
+    stale = target.with_name(f".x.json{atomic.TEMP_MARK}{host}-{2**22 + 12345}")  # no such PID
     stale.write_text("left by a SIGKILL")
+    live = target.with_name(f".x.json{atomic.TEMP_MARK}{host}-{os.getpid()}")
+    live.write_text("another attempt, still writing")
+    elsewhere = target.with_name(f".x.json{atomic.TEMP_MARK}other-node-1")
+    elsewhere.write_text("written on another SLURM node: its writer may be alive there")
     assert atomic.remove_stale_temps(target) == 1 and not stale.exists()
+    assert live.exists() and elsewhere.exists()
 
 
 def test_telemetry_live_then_final(tmp_path):

@@ -12,7 +12,7 @@ import pandas as pd
 import pytest
 
 from conftest import tiny_config
-from pipeline import Workdir, subprocess_env
+from pipeline import Workdir, live_lines, subprocess_env
 
 pytestmark = pytest.mark.slow
 
@@ -95,7 +95,7 @@ def test_sigkill_mid_segment_then_same_command_resumes(tmp_path):
 
     work = Workdir(tmp_path / "killed", copy.deepcopy(config))
     first = work.path / "runs/cp/CartPole-v1/seed1/ckpt/step_0000008192.pt"
-    live = work.path / "runs/cp/CartPole-v1/seed1/telemetry/step_0000016384.jsonl.live"
+    run_dir = work.path / "runs/cp/CartPole-v1/seed1"
     proc = subprocess.Popen(
         work.command("--cores", "1"),
         stdout=subprocess.DEVNULL,
@@ -104,7 +104,7 @@ def test_sigkill_mid_segment_then_same_command_resumes(tmp_path):
         start_new_session=True,
     )
     deadline = time.time() + 120
-    while not (live.exists() and live.read_text().count("\n") >= 2):
+    while live_lines(run_dir, 16384) < 2:
         assert proc.poll() is None, "workflow ended before it could be killed"
         assert time.time() < deadline, "second segment never started"
         time.sleep(0.05)

@@ -4,7 +4,7 @@ import json
 
 import pytest
 
-from rlpipe import plan
+from rlpipe import gpu_slots, plan
 from rlpipe.runs import ConfigError, expand_runs
 
 SMALL = {"num_envs": 1, "num_steps": 100}  # one update = 100 env steps
@@ -46,40 +46,100 @@ def telemetry(runs_dir, exp, env, seed, step, sps):
     path.write_text("".join(json.dumps(r) + "\n" for r in lines))
 
 
-def test_hand_computed_plan(tmp_path):
-    config = make_config()
-    runs = expand_runs(config)
-    telemetry(tmp_path, "a", "Pong-v5", 1, 500, 50.0)  # a/seed1 segment 1 done, 50 SPS
-    segments = plan.remaining_segments(runs, tmp_path)
-    assert [(s.exp, s.seed, s.start, s.end) for s in segments if s.exp == "a"] == [
-        ("a", 1, 500, 1000),
-        ("a", 2, 0, 500),
-        ("a", 2, 500, 1000),
-    ]
-    got = plan.estimate(config, segments, slots=2, usd_per_gpu_hour=2.0, runs_dir=tmp_path)
-    a, b = got.experiments
-    # a: measured 50 SPS -> 500/50 + 10 = 20 s per segment; runs take 20 s and 40 s.
-    assert (a.segments, a.runs, a.env_steps) == (3, 2, 1500)
-    assert a.sps_source == "measured 50 (1 segments)"
-    assert a.gpu_hours == pytest.approx(60 / 3600)
-    assert a.wall_hours == pytest.approx(40 / 3600)
-    assert a.usd == pytest.approx(2.0 * 60 / 3600)
-    # b: no telemetry -> default 20 SPS: 100/20 + 10 = 15 s per segment, 30 s per run, x2 GPUs.
-    assert (b.segments, b.runs, b.env_steps) == (6, 3, 600)
-    assert b.sps_source == "default 20 (ppo/classic)"
-    assert b.gpu_hours == pytest.approx(6 * 15 * 2 / 3600)
-    assert b.wall_hours == pytest.approx(60 / 3600)  # 30, 30 | 30 on two slots
-    # all runs [40, 30, 30, 30, 20] longest-first on 2 slots: 40+30 | 30+30+20 -> 80 s
-    assert got.wall_hours == pytest.approx(80 / 3600)
-    assert got.gpu_hours == pytest.approx((60 + 180) / 3600)
-    assert got.usd == pytest.approx(2.0 * 240 / 3600)
+def bench(runs_dir, exp, env, seed, name, seconds):
+    path = runs_dir / exp / env / f"seed{seed}" / "benchmark" / f"{name}.tsv"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(f"s\th:m:s\tmax_rss\n{seconds}\t0:00:00\t1.0\n")
 
+
+def evaluated(runs_dir, exp, env, seed, step):
+    path = runs_dir / exp / env / f"seed{seed}" / "eval" / f"step_{step:010d}.json"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("{}")
+
+
+def local(cores=4, gpus=1, jobs_per_gpu=2, gpu_resource=None):
+    settings = gpu_slots.GpuSettings(gpus, jobs_per_gpu, "config gpus.count")
+    return plan.Allocation.local(cores, settings, gpu_resource)
+
+
+def hand_example(tmp_path):
+    config = make_config()
+    config["planning"]["eval_s"] = 5
+    telemetry(tmp_path, "a", "Pong-v5", 1, 500, 50.0)  # a/seed1 segment 1 done, 50 SPS
+    evaluated(tmp_path, "a", "Pong-v5", 1, 500)
+    return config, plan.remaining_jobs(expand_runs(config), tmp_path)
+
+
+def test_remaining_jobs_are_segments_and_evaluations(tmp_path):
+    _, jobs = hand_example(tmp_path)
+    a = [(j.kind, j.seed, j.start, j.end) for j in jobs if j.exp == "a"]
+    assert a == [
+        ("train", 1, 500, 1000), ("eval", 1, 500, 1000),
+        ("train", 2, 0, 500), ("eval", 2, 0, 500),
+        ("train", 2, 500, 1000), ("eval", 2, 500, 1000),
+    ]  # fmt: skip
+    assert len([j for j in jobs if j.exp == "b"]) == 6 + 6
+
+
+def test_hand_computed_plan_on_a_gpu_machine(tmp_path):
+    """Local: 4 cores, 1 GPU x 2 jobs per GPU. Jobs hold gpu/jobs_per_gpu GPUs."""
+    config, jobs = hand_example(tmp_path)
+    got = plan.estimate(config, jobs, local(), usd_per_gpu_hour=2.0, runs_dir=tmp_path)
+    a, b = got.experiments
+    # a: measured 50 SPS -> 500/50 + 10 = 20 s per segment, 3 segments; 3 evals of 5 s.
+    assert (a.train_jobs, a.eval_jobs, a.runs, a.env_steps) == (3, 3, 2, 1500)
+    assert a.duration_source == "SPS measured 50; eval 5 s"
+    assert a.job_hours == pytest.approx(75 / 3600)
+    assert a.gpu_hours == pytest.approx(75 * 1 / 2 / 3600)  # gpu: 1, 2 jobs per GPU
+    # b: default 20 SPS -> 100/20 + 10 = 15 s x 6 segments, 6 evals x 5 s; gpu: 2.
+    assert b.duration_source == "SPS default 20 (ppo/classic); eval 5 s"
+    assert b.job_hours == pytest.approx(120 / 3600)
+    assert b.gpu_hours == pytest.approx(120 * 2 / 2 / 3600)
+    assert got.usd == pytest.approx(2.0 * 157.5 / 3600)
+    # On 2 GPU slots: runs [40 (a2), 30, 30, 30, 20 (a1)] and 9 evals of 5 s, longest first:
+    # 40 | 30+30 -> 70 | 60+20 -> 70 | 80, then the evals even out at 100 | 95.
+    assert got.wall_hours == pytest.approx(100 / 3600)
     text = plan.render(got)
     lines = text.splitlines()
-    assert lines[0].split()[:2] == ["experiment", "algo"]
-    assert lines[3].split()[:5] == ["TOTAL", "9", "5", "2,100", "0.0667"]
-    assert lines[3].split()[-1] == "0.13"
-    assert "$2.00/GPU-hour" in lines[-1] and "2 slots" in lines[-1]
+    assert lines[0].split()[:5] == ["experiment", "algo", "train", "eval", "runs"]
+    assert lines[3].split()[:5] == ["TOTAL", "9", "9", "5", "2,100"]
+    assert "a pod of 1 GPU(s) for that time: $0.06" in lines[-1]  # 100 s x 1 GPU x $2
+
+
+def test_hand_computed_plan_under_slurm(tmp_path):
+    """SLURM, 3 jobs at once: a gpu: N job is billed N whole GPUs (no sharing)."""
+    config, jobs = hand_example(tmp_path)
+    got = plan.estimate(config, jobs, plan.Allocation.slurm(3), 2.0, runs_dir=tmp_path)
+    a, b = got.experiments
+    assert a.gpu_hours == pytest.approx(75 / 3600) and b.gpu_hours == pytest.approx(240 / 3600)
+    # [40, 30, 30 | 30 -> 60 | 20 -> 50 | nine 5 s evals] on 3 slots: 65 | 65 | 65
+    assert got.wall_hours == pytest.approx(65 / 3600)
+    assert "a pod" not in plan.render(got)
+
+
+def test_cpu_jobs_bill_no_gpu_and_use_cores_by_threads(tmp_path):
+    config, jobs = hand_example(tmp_path)
+    for spec in config["experiments"].values():
+        spec["resources"] = {"gpu": 0, "threads": 2}
+    got = plan.estimate(config, jobs, local(cores=4), 2.0, runs_dir=tmp_path)
+    assert got.gpu_hours == 0 and got.usd == 0
+    # 4 cores / 2 threads = 2 slots: the same packing as the 2 GPU slots above.
+    assert got.wall_hours == pytest.approx(100 / 3600)
+    one_slot = plan.estimate(config, jobs, local(cores=2), None, runs_dir=tmp_path)
+    assert one_slot.wall_hours == pytest.approx(195 / 3600)  # every job in turn
+
+
+def test_measured_job_times_come_from_benchmark_files(tmp_path):
+    """After a run, a job's time is its own benchmark's wall time (start-up included):
+    30 s for 500 steps -> 0.06 s per step; evaluations 8 s."""
+    config, jobs = hand_example(tmp_path)
+    bench(tmp_path, "a", "Pong-v5", 1, "train_step_0000000500", 30)
+    bench(tmp_path, "a", "Pong-v5", 1, "eval_step_0000000500", 8)
+    got = plan.estimate(config, jobs, local(), None, runs_dir=tmp_path)
+    a = got.experiments[0]
+    assert a.duration_source == "eval measured (1 jobs); train measured (1 jobs)"
+    assert a.job_hours == pytest.approx((3 * 30 + 3 * 8) / 3600)
 
 
 def test_later_checkpoint_marks_earlier_segments_done(tmp_path):
@@ -87,33 +147,34 @@ def test_later_checkpoint_marks_earlier_segments_done(tmp_path):
     runs = expand_runs(config)
     ckpt = tmp_path / "b" / "CartPole-v1" / "seed3" / "ckpt" / "step_0000000200.pt"
     ckpt.parent.mkdir(parents=True)
-    ckpt.touch()  # final checkpoint kept, first one was temp() and is gone
-    segments = plan.remaining_segments(runs, tmp_path)
-    assert not [s for s in segments if s.run == ("b", "CartPole-v1", 3)]
-    assert len(segments) == 4 + 4
+    ckpt.touch()  # final checkpoint kept, the first one deleted by retention
+    jobs = plan.remaining_jobs(runs, tmp_path)
+    assert not [j for j in jobs if j.run == ("b", "CartPole-v1", 3) and j.kind == "train"]
 
 
-def test_parse_segments_from_dry_run_text():
+def test_parse_jobs_from_dry_run_text():
     runs = expand_runs(make_config())
     text = """
 rule train_segment:
     input: runs/a/Pong-v5/seed2/ckpt/step_0000000500.pt
     output: runs/a/Pong-v5/seed2/ckpt/step_0000001000.pt,
         runs/a/Pong-v5/seed2/telemetry/step_0000001000.jsonl
-    wildcards: exp=a, env=Pong-v5, seed=2, step=0000001000
+rule evaluate:
+    output: runs/b/CartPole-v1/seed1/eval/step_0000000100.json
 rule train_segment:
     output: runs/b/CartPole-v1/seed1/ckpt/step_0000000100.pt
 """
-    got = plan.parse_segments(text, runs)
+    got = plan.parse_jobs(text, runs)
     assert got == [
-        plan.Segment("a", "Pong-v5", 2, 0, 500),
-        plan.Segment("a", "Pong-v5", 2, 500, 1000),
-        plan.Segment("b", "CartPole-v1", 1, 0, 100),
+        plan.Job("a", "Pong-v5", 2, "train", 0, 500),
+        plan.Job("a", "Pong-v5", 2, "train", 500, 1000),
+        plan.Job("b", "CartPole-v1", 1, "eval", 0, 100),
+        plan.Job("b", "CartPole-v1", 1, "train", 0, 100),
     ]
     with pytest.raises(ConfigError, match="not a segment boundary"):
-        plan.parse_segments("runs/a/Pong-v5/seed2/ckpt/step_0000000700.pt", runs)
+        plan.parse_jobs("runs/a/Pong-v5/seed2/ckpt/step_0000000700.pt", runs)
     with pytest.raises(ConfigError, match="no run"):
-        plan.parse_segments("runs/zz/Pong-v5/seed2/ckpt/step_0000000500.pt", runs)
+        plan.parse_jobs("runs/zz/Pong-v5/seed2/ckpt/step_0000000500.pt", runs)
 
 
 def test_default_sps_lookup_order_and_errors():
@@ -121,7 +182,7 @@ def test_default_sps_lookup_order_and_errors():
     assert plan.default_sps(planning, "ppo", "Pong-v5") == (300.0, "ppo/Pong-v5")
     assert plan.default_sps(planning, "ppo", "Breakout-v5") == (1000.0, "ppo/atari")  # built in
     assert plan.default_sps(planning, "ppo", "Hopper-v5") == (7.0, "ppo")
-    assert plan.default_sps({}, "qlearn", "CartPole-v1") == (30000.0, "qlearn")  # built in
+    assert plan.default_sps({}, "qlearn", "CartPole-v1") == (90000.0, "qlearn")  # built in
     with pytest.raises(ConfigError, match="'ppo/mujoco'"):
         plan.default_sps({}, "ppo", "Hopper-v5")
     with pytest.raises(ConfigError, match="planning.default_sps.ppo: must be a number"):
@@ -133,13 +194,12 @@ def test_warm_started_runs_queue_behind_their_source(tmp_path):
     config["experiments"]["c"] = {**config["experiments"]["a"], "init_from": "a"}
     config["experiments"]["c"]["seeds"] = [1]
     runs = expand_runs(config)
-    segs = [s for s in plan.remaining_segments(runs, tmp_path) if s.exp in ("a", "c")]
-    got = plan.estimate(config, segs, slots=4, runs_dir=tmp_path)
+    jobs = [j for j in plan.remaining_jobs(runs, tmp_path) if j.exp in ("a", "c")]
+    jobs = [j for j in jobs if j.kind == "train"]
+    got = plan.estimate(config, jobs, local(cores=8, jobs_per_gpu=4), runs_dir=tmp_path)
     # Pong has no measurement -> built-in 1000 SPS: 500/1000 + 10 = 10.5 s per segment.
     # a/seed1 (21 s) then c/seed1 (21 s) are serial; a/seed2 (21 s) runs beside them.
     assert got.wall_hours == pytest.approx(42 / 3600)
-    assert got.usd is None
-    assert "no price given" in plan.render(got)
 
 
 def test_lpt_makespan():
@@ -150,39 +210,34 @@ def test_lpt_makespan():
         plan.lpt_makespan([1], 0)
 
 
-def test_jobs_sharing_a_gpu_divide_gpu_hours(tmp_path, monkeypatch):
-    config = make_config()
-    segments = plan.remaining_segments(expand_runs(config), tmp_path)
-    whole = plan.estimate(config, segments, slots=2, runs_dir=tmp_path)
-    config["gpus"] = {"jobs_per_gpu": 4}
-    shared = plan.estimate(config, segments, slots=2, runs_dir=tmp_path)
+def test_jobs_sharing_a_gpu_divide_gpu_hours(tmp_path):
+    config, jobs = hand_example(tmp_path)
+    whole = plan.estimate(config, jobs, local(jobs_per_gpu=1, gpu_resource=2), runs_dir=tmp_path)
+    shared = plan.estimate(config, jobs, local(jobs_per_gpu=4, gpu_resource=2), runs_dir=tmp_path)
     assert shared.gpu_hours == pytest.approx(whole.gpu_hours / 4)
     assert shared.wall_hours == pytest.approx(whole.wall_hours)  # slots, not GPUs, bound time
-    monkeypatch.setenv("RLPIPE_JOBS_PER_GPU", "2")  # the environment overrides the config
-    env = plan.estimate(config, segments, slots=2, runs_dir=tmp_path)
-    assert env.gpu_hours == pytest.approx(whole.gpu_hours / 2)
-    monkeypatch.setenv("RLPIPE_JOBS_PER_GPU", "zero")
-    with pytest.raises(ValueError, match="RLPIPE_JOBS_PER_GPU must be an integer"):
-        plan.estimate(config, segments, slots=2, runs_dir=tmp_path)
 
 
 def test_dry_run_ends_with_the_plan_block(tmp_path):
-    """`snakemake -n` itself prints the plan: slots from resources gpu, price from config."""
+    """`snakemake -n` itself prints the plan, on the slots the run would have."""
     from pipeline import Workdir
 
     config = make_config()
     del config["experiments"]["a"]  # CartPole only: the Workdir is never run for real
-    config["planning"]["usd_per_gpu_hour"] = 3.0
+    config["planning"].update(usd_per_gpu_hour=3.0, eval_s=5)
     work = Workdir(tmp_path / "w", config)
-    out = work.run("-n", "--resources", "gpu=3").stdout
+    out = work.run("-n", "--resources", "gpu=3").stdout  # Workdir runs with --cores 2
     block = out[out.index("rlpipe plan:") :].splitlines()
-    assert "3 job slot(s) (resources gpu)" in block[0]
-    row = dict(zip(block[1].split()[:5], block[2].split()[:5], strict=True))
-    assert row == {"experiment": "b", "algo": "ppo", "segments": "6", "runs": "3"} | {"env": "600"}
-    # 6 segments x 15 s x 2 GPUs = 180 GPU-s = 0.05 GPU-h -> $0.15; 3 runs on 3 slots: 30 s.
+    assert block[0].startswith("rlpipe plan: 2 cores; 3 GPU slot(s) (resources gpu);")
+    row = dict(zip(block[1].split()[:6], block[2].split()[:6], strict=True))
+    assert row == {"experiment": "b", "algo": "ppo", "train": "6", "eval": "6", "runs": "3"} | {
+        "env": "600"
+    }
+    # 6 x (100/20 + 10) s + 6 x 5 s = 120 job-s; x 2 GPUs (not shared) = 240 GPU-s -> $0.20.
+    # 3 GPU slots but 2 cores: runs of 30 s and six 5 s evaluations on 2 slots -> 60 s.
     total = block[3].split()
-    assert total[0] == "TOTAL" and total[-3:] == ["0.05", "0.00833", "0.15"]
-    assert "$3.00/GPU-hour" in block[-1] and "3 slots" in block[-1]
+    assert total[0] == "TOTAL" and total[-3:] == ["0.0333", "0.0667", "0.20"]
+    assert "wall time 0.0167 h" in block[-1] and "$3.00/GPU-hour" in block[-1]
 
     # Without a configured price, the environment can give one (nested --config values reach
     # the workflow as strings, so the README uses the variable).
@@ -198,4 +253,4 @@ def test_dry_run_ends_with_the_plan_block(tmp_path):
     # Telemetry of the same experiment replaces the config default, and the block says so.
     for seed in (1, 2, 3):
         telemetry(work.path / "runs", "b", "CartPole-v1", seed, 100, 50.0)
-    assert "measured 50 (3 segments)" in work.run("-n").stdout
+    assert "SPS measured 50" in work.run("-n").stdout

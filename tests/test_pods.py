@@ -19,6 +19,7 @@ import pandas as pd
 import pytest
 import yaml
 
+from pipeline import live_lines, live_telemetry
 from pods import Pod, checkpoints, kill_tree, restore_line, sha256, started_jobs, wait_until
 from services.rclone_server import RcloneWebdavServer
 
@@ -273,8 +274,8 @@ def test_killing_only_snakemake_leaves_no_orphan_writer(make_pod, tmp_path, rclo
     pod = make_pod("pod", {"RLPIPE_REMOTE": "TESTREMOTE:state"})
     write_config(pod, tiny())
     proc = pod.start()
-    live = pod.dir / "runs/cp/CartPole-v1/seed1/telemetry/step_0000065536.jsonl.live"
-    wait_until(lambda: live.exists() and live.read_text().count("\n") >= 1, 300, proc, "segment 2")
+    run_dir = pod.dir / "runs/cp/CartPole-v1/seed1"
+    wait_until(lambda: live_lines(run_dir, 65536) >= 1, 300, proc, "segment 2")
     jobs = _session_pids(proc, "train_segment.py")
     (main,) = _session_pids(proc, "bin/snakemake --profile runpod")  # bash exec'd it
     assert jobs
@@ -297,8 +298,8 @@ def test_dry_run_beside_a_live_run_restores_nothing(make_pod, tmp_path, rclone_s
     config["experiments"]["cp"]["hparams"]["ent_coef"] = 0.02
     write_config(pod, config)  # the live run remakes everything; the remote copies are stale
     proc = pod.start()
-    live = pod.dir / "runs/cp/CartPole-v1/seed1/telemetry/step_0000032768.jsonl.live"
-    wait_until(live.exists, 300, proc, "the live run's first segment")
+    run_dir = pod.dir / "runs/cp/CartPole-v1/seed1"
+    wait_until(lambda: live_telemetry(run_dir, 32768), 300, proc, "the live run's 1st segment")
     gets = len(rclone_server.requests("GET"))
     plan = pod.run("snakemake -n --profile runpod", label="plan")
     assert "another rlpipe run holds this directory; restoring nothing" in plan
@@ -393,8 +394,7 @@ def test_outage_catches_up_and_a_lasting_outage_fails_loudly(make_pod, tmp_path,
         pod, tiny(total=4 * 16384, every=16384, durable={**durable, "upload_deadline_s": 3})
     )
     proc = pod.start()
-    live = pod.dir / f"{run}/telemetry/step_{4 * 16384:010d}.jsonl.live"
-    wait_until(live.exists, 300, proc, "the extra segment to start")
+    wait_until(lambda: live_telemetry(pod.dir / run, 4 * 16384), 300, proc, "the extra segment")
     rclone_server.stop()
     assert proc.wait(timeout=600) != 0
     log = pod.output()

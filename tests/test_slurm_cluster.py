@@ -1,7 +1,9 @@
 """Snakemake's SLURM executor against a real single-node cluster (profiles/slurm)."""
 
+import os
 import re
 import shutil
+import signal
 import subprocess
 import sys
 import time
@@ -90,22 +92,141 @@ def test_snakemake_runs_jobs_through_slurm(slurm_cluster, tmp_path):
                 assert a["cuda"] != b["cuda"], gpu  # concurrent jobs never share a GPU
 
 
+SLURM_PROFILE = ("--profile", str(REPO / "profiles" / "slurm"))
+
+
+def _cp_config(seeds=(1, 2), segments=2, every=16384) -> dict:
+    """CartPole PPO runs whose segments take seconds (long enough to kill one mid-way)."""
+    return {
+        "experiments": {
+            "cp": {
+                "algo": "ppo",
+                "envs": ["CartPole-v1"],
+                "seeds": list(seeds),
+                "total_steps": segments * every,
+                "checkpoint_every": every,
+                "hparams": {"num_envs": 8, "num_steps": 128, "num_minibatches": 4,
+                            "update_epochs": 10, "lr_anneal_steps": 1_000_000},
+                "resources": {"mem_mb": 500, "runtime": 10},
+            }
+        },
+        "evaluation": {"episodes": 2, "max_episode_steps": 200},
+        "summary": {"bootstrap_samples": 200},
+    }  # fmt: skip
+
+
+def _jobs(cluster, workdir: Path) -> dict[str, tuple[str, str]]:
+    """SLURM jobs (any state squeue still shows) run in ``workdir``: {id: (state, comment)}."""
+    out = subprocess.run(
+        ["squeue", "-h", "-t", "all", "-o", "%i|%T|%k|%Z"],
+        env=cluster.env, capture_output=True, text=True, check=True,
+    ).stdout  # fmt: skip
+    jobs = {}
+    for line in out.splitlines():
+        job, state, comment, cwd = line.split("|", 3)
+        if Path(cwd).resolve() == workdir.resolve():
+            jobs[job] = (state, comment)
+    return jobs
+
+
+def _running(cluster, workdir: Path) -> list[str]:
+    return [j for j, (state, _) in _jobs(cluster, workdir).items() if state == "RUNNING"]
+
+
+def _wait(condition, proc, what: str, timeout: float = 300) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert proc.poll() is None, f"snakemake ended before {what}"
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.2)
+
+
 @pytest.mark.slurm
 @pytest.mark.slow
 def test_rlpipe_sweep_through_slurm_to_the_summary(slurm_cluster, tmp_path):
-    from conftest import tiny_config
+    """The profile as it is (no extra flags): one allocation per run's chain of segments and
+    evaluations, the summary on the submitting machine."""
     from pipeline import Workdir
 
-    config = tiny_config()
-    del config["experiments"]["pong"]
-    config["experiments"]["cp"]["total_steps"] = 1024
-    config["experiments"]["cp"]["resources"] = {"mem_mb": 500, "runtime": 10}
-    work = Workdir(tmp_path / "sweep", config)
-    cmd = work.command("--profile", str(REPO / "profiles" / "slurm"), "--jobs", "4",
-                       *slurm_cluster.snakemake_args)  # fmt: skip
-    res = subprocess.run(cmd, env=slurm_cluster.env, capture_output=True, text=True, timeout=500)
+    work = Workdir(tmp_path / "sweep", _cp_config(every=8192))
+    res = subprocess.run(
+        work.command(*SLURM_PROFILE), env=slurm_cluster.env, capture_output=True, text=True,
+        timeout=600,
+    )  # fmt: skip
     assert res.returncode == 0, f"{res.stderr[-4000:]}\n{slurm_cluster.log_tail()}"
     summary = (work.path / "results/summary.csv").read_text()
     assert "cp,CartPole-v1" in summary
     submitted = re.findall(r"has been submitted with SLURM jobid (\d+)", res.stdout + res.stderr)
-    assert len(set(submitted)) == 2 * 2 + 2 * 2 + 1  # segments, evals and summary: all sbatch
+    assert len(set(submitted)) == 2  # one group job per run: 2 segments + 2 evaluations each
+
+
+@pytest.mark.slurm
+@pytest.mark.slow
+def test_scancel_of_a_running_job_is_retried_and_the_run_finishes(slurm_cluster, tmp_path):
+    """sacct reports a scancel as "CANCELLED by <uid>", which the plugin (2.8.0) took for a
+    running job forever; the profile's squeue status sees it, and Snakemake retries."""
+    from pipeline import Workdir
+
+    work = Workdir(tmp_path / "work", _cp_config(seeds=(1,)))
+    proc = subprocess.Popen(
+        work.command(*SLURM_PROFILE), env=slurm_cluster.env, stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT, text=True, start_new_session=True,
+    )  # fmt: skip
+    try:
+        _wait(lambda: _running(slurm_cluster, work.path), proc, "a running job")
+        (job,) = _running(slurm_cluster, work.path)
+        subprocess.run(["scancel", job], env=slurm_cluster.env, check=True)
+        out, _ = proc.communicate(timeout=600)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+    assert proc.returncode == 0, f"{out[-4000:]}\n{slurm_cluster.log_tail()}"
+    assert _jobs(slurm_cluster, work.path)[job][0] == "CANCELLED"
+    assert len(_jobs(slurm_cluster, work.path)) >= 2, "the cancelled job was submitted again"
+    assert (work.path / "results/summary.csv").is_file()
+
+
+@pytest.mark.slurm
+@pytest.mark.slow
+def test_rerun_after_a_killed_snakemake_cancels_its_orphans_first(slurm_cluster, tmp_path):
+    """SIGKILL of Snakemake leaves its sbatch jobs running; the rerun finds them by their
+    working directory, cancels them with a message, and only then submits: one writer per
+    segment, and the bytes of an uninterrupted run."""
+    from pipeline import Workdir, live_telemetry
+
+    config = _cp_config(seeds=(1,), segments=3)
+    reference = Workdir(tmp_path / "reference", config)
+    reference.run()  # locally, uninterrupted
+    work = Workdir(tmp_path / "work", config)
+    proc = subprocess.Popen(
+        work.command(*SLURM_PROFILE), env=slurm_cluster.env, stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL, start_new_session=True,
+    )  # fmt: skip
+    run_dir = work.path / "runs/cp/CartPole-v1/seed1"
+    _wait(lambda: live_telemetry(run_dir, 32768), proc, "segment 2 to train on the cluster")
+    os.kill(proc.pid, signal.SIGKILL)  # Snakemake only: its sbatch job goes on
+    proc.wait()
+    orphans = _running(slurm_cluster, work.path)
+    assert orphans, "the killed run left no running job: the test proves nothing"
+
+    done = work.run(*SLURM_PROFILE, env={"SLURM_CONF": slurm_cluster.env["SLURM_CONF"]})
+    out = done.stdout + done.stderr
+    assert "cancelling them before resubmitting" in out and orphans[0] in out
+    assert all(_jobs(slurm_cluster, work.path)[j][0] == "CANCELLED" for j in orphans)
+    assert work.checkpoints() == reference.checkpoints()
+
+
+def test_a_job_step_never_clears_the_runs_locks(tmp_path):
+    """A SLURM job step re-parses the Snakefile (--mode remote): it must leave Snakemake's
+    locks alone, which only the main process of a user-started run may clear."""
+    from conftest import tiny_config
+    from pipeline import Workdir
+
+    work = Workdir(tmp_path / "work", tiny_config())
+    lock = work.path / ".snakemake/locks/0.input.lock"
+    lock.parent.mkdir(parents=True)
+    lock.write_text("held by the live main process on another node")
+    step = work.run("--mode", "remote", "-n", "--nolock")
+    assert lock.exists(), step.stdout + step.stderr
+    work.run("-n")  # a user's own run: no rlpipe run holds the directory, so it is stale
+    assert not lock.exists()

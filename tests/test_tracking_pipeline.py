@@ -17,7 +17,7 @@ import pytest
 from rlpipe.telemetry import read_jsonl
 
 from conftest import tiny_config
-from pipeline import Workdir, subprocess_env
+from pipeline import Workdir, live_lines, subprocess_env
 from tracking_fixtures import isolated_home, tb_scalars, wandb_offline_runs, wandb_records
 
 pytestmark = pytest.mark.slow
@@ -74,7 +74,6 @@ def test_sigkilled_segment_retried_gives_one_increasing_series_in_tensorboard_an
     config = _one_run(8192, {"tensorboard": True, "wandb": {"project": "t", "mode": "offline"}})
     work = Workdir(tmp_path / "work", config)
     env = subprocess_env() | isolated_home(tmp_path)
-    live = work.path / RUN / "telemetry/step_0000016384.jsonl.live"
     proc = subprocess.Popen(
         work.command("--cores", "1"),
         stdout=subprocess.PIPE,
@@ -85,7 +84,7 @@ def test_sigkilled_segment_retried_gives_one_increasing_series_in_tensorboard_an
     )
     try:
         deadline = time.time() + 120
-        while not (live.exists() and live.read_text().count("\n") >= 2):
+        while live_lines(work.path / RUN, 16384) < 2:
             assert proc.poll() is None, "workflow ended before the segment could be killed"
             assert time.time() < deadline, "second segment never started"
             time.sleep(0.05)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import shutil
 import subprocess
 import sys
@@ -11,7 +12,7 @@ import time
 from pathlib import Path
 
 from rlpipe import config as rlconfig
-from rlpipe import plan, status
+from rlpipe import gpu_slots, plan, status
 from rlpipe.runs import ConfigError, expand_runs
 
 REPO = Path(__file__).resolve().parents[2]
@@ -80,16 +81,21 @@ def cmd_plan(args) -> int:
     if config is None:
         raise ConfigError(f"{DEFAULT_CONFIG}: config file not found (pass --config)")
     runs = expand_runs(config)
-    if args.segments_from:
-        src = args.segments_from
+    if args.jobs_from:
+        src = args.jobs_from
         text = sys.stdin.read() if src == "-" else Path(src).read_text()
-        segments = plan.parse_segments(text, runs)
+        jobs = plan.parse_jobs(text, runs)
     else:
-        segments = plan.remaining_segments(runs, args.runs_dir)
-    result = plan.estimate(
-        config, segments, args.profile_slots, args.usd_per_gpu_hour, runs_dir=args.runs_dir
-    )
-    print(plan.render(result))
+        jobs = plan.remaining_jobs(runs, args.runs_dir)
+    if args.slurm_jobs:
+        allocation = plan.Allocation.slurm(args.slurm_jobs)
+    else:
+        gpus = gpu_slots.settings(config.get("gpus"))
+        allocation = plan.Allocation.local(args.cores or os.cpu_count() or 1, gpus, args.gpu_slots)
+    price = args.usd_per_gpu_hour
+    if price is None:
+        price, _ = plan.usd_per_gpu_hour(config.get("planning") or {})
+    print(plan.render(plan.estimate(config, jobs, allocation, price, runs_dir=args.runs_dir)))
     return 0
 
 
@@ -116,16 +122,19 @@ def build_parser() -> argparse.ArgumentParser:
 
     pl = sub.add_parser(
         "plan",
-        help="segments left, GPU-hours, wall time and cost",
-        description="By default the segments left are those after each run's last segment "
-        "whose telemetry or checkpoint exists under --runs-dir. With --segments-from, they "
-        "are the checkpoint paths named in that text, e.g. `snakemake -n` output.",
+        help="jobs left, job-hours, GPU-hours, wall time and cost",
+        description="By default the jobs left are the segments after each run's last segment "
+        "whose telemetry or checkpoint exists under --runs-dir, and the evaluations not yet "
+        "there. With --jobs-from, they are the outputs named in that text, e.g. `snakemake "
+        "-n` output. Local by default (this machine's cores, the config's GPU slots).",
     )
     pl.add_argument("--config", help=f"workflow config (default: {DEFAULT_CONFIG})")
     pl.add_argument("--runs-dir", default="runs", help="run tree (default: runs)")
-    pl.add_argument("--profile-slots", type=int, default=1, help="parallel GPU jobs")
-    pl.add_argument("--usd-per-gpu-hour", type=float, help="price; omit for no cost column")
-    pl.add_argument("--segments-from", metavar="FILE", help="text naming segments ('-': stdin)")
+    pl.add_argument("--cores", type=int, help="cores (default: this machine's)")
+    pl.add_argument("--gpu-slots", type=int, help="GPU jobs at once (default: config gpus)")
+    pl.add_argument("--slurm-jobs", type=int, help="plan for SLURM, this many jobs at once")
+    pl.add_argument("--usd-per-gpu-hour", type=float, help="price (default: config, env)")
+    pl.add_argument("--jobs-from", metavar="FILE", help="text naming outputs ('-': stdin)")
     pl.set_defaults(func=cmd_plan)
     return parser
 

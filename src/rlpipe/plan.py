@@ -1,18 +1,25 @@
-"""Plan and cost estimate for the segments still to run (torch-free).
+"""Plan and cost estimate for the jobs still to run (torch-free).
 
-Per experiment: segments, env steps, GPU-hours, wall time on the profile's slots, cost.
-Throughput (env steps/s) comes from the experiment's own finished telemetry when there is
-some (median of each segment's final ``charts/SPS``), else from ``planning.default_sps`` in
-the config, keyed ``algo/ENV`` (e.g. ``ppo/Pong-v5``), ``algo/kind`` (kind: atari, classic)
-or ``algo``, else from the built-in defaults below. A segment takes
-``steps / SPS + segment_overhead_s``; segments of one run are serial; runs are packed onto
-the slots longest first (greedy LPT). A job with ``resources.gpu: 0`` still holds a slot and
-is counted as 1 GPU, since on a rented GPU machine the slot is paid for either way; with
-``jobs_per_gpu`` jobs sharing each GPU, a job-hour is ``1 / jobs_per_gpu`` GPU-hours.
+The jobs are every training segment and every evaluation the dry run plans. A job's duration:
+
+- measured, when the experiment has finished jobs of the same kind: the median wall time per
+  env step of its training jobs' ``benchmark:`` files (start-up, checkpoint I/O and all), or
+  the median wall time of its evaluation jobs;
+- else ``steps / SPS + overhead`` for training, with SPS from the experiment's telemetry,
+  ``planning.default_sps`` (keyed ``algo/ENV``, ``algo/kind`` or ``algo``) or the built-in
+  defaults below, and ``planning.segment_overhead_s``; ``planning.eval_s`` for evaluations.
+
+How the jobs run is the executor's :class:`Allocation`: on this machine (local, a pod), jobs
+with ``resources.gpu > 0`` share the GPU slots (``gpus``: count x jobs_per_gpu) and each holds
+``gpu / jobs_per_gpu`` GPUs; CPU jobs share the cores (``cores // threads`` at once) and hold
+no GPU. Under SLURM, ``jobs`` run at once and a ``gpu: N`` job is billed N whole GPUs. A run's
+segments are serial (and a warm-started run follows its source); runs and evaluations are
+packed onto the slots longest first. Cost is billed GPU-hours x ``planning.usd_per_gpu_hour``.
 """
 
 from __future__ import annotations
 
+import csv
 import heapq
 import os
 import re
@@ -25,29 +32,34 @@ from rlpipe import gpu_slots
 from rlpipe.runs import ConfigError, Run, expand_runs, fmt_step
 from rlpipe.status import last_record, text_table
 
-# Built-in throughput guesses (steps/s of one job; for BC a step is a gradient step): Atari from
-# CleanRL's published ppo_atari_envpool figure (1 GPU, ~900-1,100 SPS); the others from the
-# demo config's CPU runs on a 2-core VM (PPO CartPole ~4.4k, Q-learning ~36k, BC ~360).
-BUILTIN_SPS = {"ppo/atari": 1000.0, "ppo/classic": 4000.0, "qlearn": 30000.0, "bc": 300.0}
+# Built-in guesses, for experiments with nothing measured yet. Throughput (env steps/s of one
+# job; for BC a step is a gradient step): Atari from CleanRL's published ppo_atari_envpool
+# figure (1 GPU, ~900-1,100 SPS); the others from the demo's CPU jobs on a 2-core VM.
+BUILTIN_SPS = {"ppo/atari": 1000.0, "ppo/classic": 2000.0, "qlearn": 90000.0, "bc": 500.0}
+DEFAULT_OVERHEAD_S = 5.0  # per training job: process start, imports, checkpoint load/save
+DEFAULT_EVAL_S = {"atari": 20.0, "classic": 4.0, "mujoco": 10.0}  # per evaluation job
 ENV_PRICE = "RLPIPE_USD_PER_GPU_HOUR"
-DEFAULT_OVERHEAD_S = 10.0  # per segment: process start, imports, checkpoint load/save
 CLASSIC_ENVS = {"CartPole", "Acrobot", "MountainCar", "MountainCarContinuous", "Pendulum"}
 MUJOCO_ENVS = set(
     "Ant HalfCheetah Hopper Humanoid HumanoidStandup InvertedDoublePendulum InvertedPendulum "
     "Pusher Reacher Swimmer Walker2d".split()
 )
 ARTIFACT = re.compile(
-    r"runs/(?P<exp>[^/\s]+)/(?P<env>[^/\s]+)/seed(?P<seed>\d+)/(?:ckpt|qtable)/step_(?P<step>\d+)\."
+    r"runs/(?P<exp>[^/\s]+)/(?P<env>[^/\s]+)/seed(?P<seed>\d+)/"
+    r"(?P<kind>ckpt|qtable|eval)/step_(?P<step>\d+)\."
 )
 
 RunKey = tuple[str, str, int]
 
 
 @dataclass(frozen=True, order=True)
-class Segment:
+class Job:
+    """A training segment (steps ``start`` to ``end``) or the evaluation at step ``end``."""
+
     exp: str
     env: str
     seed: int
+    kind: str  # "train" | "eval"
     start: int
     end: int
 
@@ -57,23 +69,51 @@ class Segment:
 
 
 @dataclass(frozen=True)
+class Allocation:
+    """How the executor runs jobs: how many at once, and what a GPU job is billed."""
+
+    executor: str  # "local" (this machine or a pod) or "slurm"
+    cpu_slots: int  # local: cores; slurm: jobs at once
+    gpu_slots: int  # local: GPU slots; slurm: jobs at once
+    jobs_per_gpu: int = 1  # local: jobs sharing a GPU; slurm: 1 (whole GPUs per job)
+    gpus: int = 0  # local: the machine's GPUs (what a rented pod costs); slurm: 0
+    source: str = ""  # where the numbers came from, for the header
+
+    @classmethod
+    def local(cls, cores: int, gpus: gpu_slots.GpuSettings, gpu_resource: int | None = None):
+        slots = gpu_resource if gpu_resource is not None else gpus.slots
+        source = f"{cores} cores; {slots} GPU slot(s)"
+        if gpu_resource is None or gpu_resource == gpus.slots:
+            source += f" = {gpus.count} GPU(s) [{gpus.count_from}] x {gpus.jobs_per_gpu}"
+        else:
+            source += " (resources gpu)"
+        return cls("local", cores, slots, gpus.jobs_per_gpu, gpus.count, source)
+
+    @classmethod
+    def slurm(cls, jobs: int):
+        return cls("slurm", jobs, jobs, 1, 0, f"SLURM, {jobs} jobs at once, whole GPUs per job")
+
+
+@dataclass(frozen=True)
 class ExperimentPlan:
     exp: str
     algo: str
-    segments: int
+    train_jobs: int
+    eval_jobs: int
     runs: int
     env_steps: int
-    sps_source: str
+    duration_source: str
+    job_hours: float
     gpu_hours: float
-    wall_hours: float
     usd: float | None
 
 
 @dataclass(frozen=True)
 class Plan:
     experiments: list[ExperimentPlan]
-    slots: int
+    allocation: Allocation
     usd_per_gpu_hour: float | None
+    job_hours: float
     gpu_hours: float
     wall_hours: float
     usd: float | None
@@ -88,7 +128,25 @@ def env_kind(env: str) -> str:
     return "atari"
 
 
-# --- which segments remain ------------------------------------------------------------------
+# --- which jobs remain ----------------------------------------------------------------------
+
+
+def remaining_jobs(runs: dict[RunKey, Run], runs_dir: str | os.PathLike) -> list[Job]:
+    """Segments after each run's last finished one (telemetry or checkpoint present; a later
+    one implies the earlier ones), and evaluations whose file is missing."""
+    todo = []
+    for key, run in sorted(runs.items()):
+        run_dir = Path(runs_dir, run.exp, run.env, f"seed{run.seed}")
+        steps = run.steps
+        done = [i for i, s in enumerate(steps) if _segment_done(run_dir, s)]
+        first = done[-1] + 1 if done else 0
+        for i, end in enumerate(steps):
+            start = steps[i - 1] if i else 0
+            if i >= first:
+                todo.append(Job(*key, "train", start, end))
+            if not (run_dir / "eval" / f"step_{fmt_step(end)}.json").exists():
+                todo.append(Job(*key, "eval", start, end))
+    return todo
 
 
 def _segment_done(run_dir: Path, step: int) -> bool:
@@ -98,24 +156,8 @@ def _segment_done(run_dir: Path, step: int) -> bool:
     return any(next((run_dir / sub).glob(f"{name}.*"), None) for sub in ("ckpt", "qtable"))
 
 
-def remaining_segments(runs: dict[RunKey, Run], runs_dir: str | os.PathLike) -> list[Segment]:
-    """Segments after the last one whose telemetry or checkpoint file exists, per run.
-
-    A later finished segment implies the earlier ones (their checkpoints may be temp()).
-    """
-    todo = []
-    for key, run in sorted(runs.items()):
-        run_dir = Path(runs_dir, run.exp, run.env, f"seed{run.seed}")
-        steps = run.steps
-        done = [i for i, s in enumerate(steps) if _segment_done(run_dir, s)]
-        first = done[-1] + 1 if done else 0
-        for i in range(first, len(steps)):
-            todo.append(Segment(*key, steps[i - 1] if i else 0, steps[i]))
-    return todo
-
-
-def parse_segments(text: str, runs: dict[RunKey, Run]) -> list[Segment]:
-    """Segments named by checkpoint paths in text, e.g. ``snakemake -n`` output."""
+def parse_jobs(text: str, runs: dict[RunKey, Run]) -> list[Job]:
+    """Jobs named by their outputs in ``text`` (checkpoints and evaluation files)."""
     found = set()
     for m in ARTIFACT.finditer(text):
         key = (m["exp"], m["env"], int(m["seed"]))
@@ -124,19 +166,53 @@ def parse_segments(text: str, runs: dict[RunKey, Run]) -> list[Segment]:
         run, end = runs[key], int(m["step"])
         if end not in run.steps:
             raise ConfigError(f"{m[0]}: step {end} is not a segment boundary of this run")
-        found.add(Segment(*key, run.previous_step(end) or 0, end))
+        kind = "eval" if m["kind"] == "eval" else "train"
+        found.add(Job(*key, kind, run.previous_step(end) or 0, end))
     return sorted(found)
 
 
-# --- throughput -----------------------------------------------------------------------------
+# --- durations ------------------------------------------------------------------------------
+
+
+def _bench_seconds(path: Path) -> float | None:
+    try:
+        with open(path, newline="") as fh:
+            return float(next(csv.DictReader(fh, delimiter="\t"))["s"])
+    except (OSError, StopIteration, KeyError, ValueError):
+        return None
+
+
+def measured(runs_dir: str | os.PathLike, exp: str) -> dict[str, tuple[float, int]]:
+    """The experiment's measured job times: ``{"train": (s per env step, n), "eval": (s, n)}``
+    from its ``benchmark:`` files (training steps read from their file names)."""
+    per_step, evals = [], []
+    for path in Path(runs_dir, exp).glob("*/seed*/benchmark/*_step_*.tsv"):
+        seconds = _bench_seconds(path)
+        if seconds is None:
+            continue
+        kind, step = path.stem.rsplit("_step_", 1)
+        if kind == "train":
+            run = path.parents[1]
+            steps = sorted(int(p.stem[5:]) for p in run.glob("telemetry/step_*.jsonl"))
+            end = int(step)
+            prev = max([s for s in steps if s < end], default=0)
+            if end in steps and end > prev:
+                per_step.append(seconds / (end - prev))
+        elif kind == "eval":
+            evals.append(seconds)
+    out = {}
+    if per_step:
+        out["train"] = (statistics.median(per_step), len(per_step))
+    if evals:
+        out["eval"] = (statistics.median(evals), len(evals))
+    return out
 
 
 def measured_sps(runs_dir: str | os.PathLike, exp: str) -> tuple[float, int] | None:
     """(median final charts/SPS, number of segments) over the experiment's finished telemetry."""
     values = []
     for path in sorted(Path(runs_dir, exp).glob("*/seed*/telemetry/step_*.jsonl")):
-        record = last_record(path)
-        sps = (record or {}).get("charts/SPS")
+        sps = (last_record(path) or {}).get("charts/SPS")
         if isinstance(sps, int | float) and sps > 0:
             values.append(float(sps))
     return (statistics.median(values), len(values)) if values else None
@@ -155,6 +231,43 @@ def default_sps(planning: dict, algo: str, env: str) -> tuple[float, str]:
         f"planning.default_sps: no throughput for {algo} on {env} and no telemetry to measure; "
         f"add one of '{algo}/{env}', '{algo}/{env_kind(env)}' or '{algo}' (env steps/s)"
     )
+
+
+class Durations:
+    """Seconds of each job, and a note per experiment on where they came from."""
+
+    def __init__(self, config: dict, runs_dir: str | os.PathLike):
+        self.config, self.runs_dir = config, runs_dir
+        self.planning = config.get("planning") or {}
+        self.sources: dict[str, set[str]] = {}
+        self._measured: dict[str, dict] = {}
+
+    def __call__(self, job: Job) -> float:
+        spec = self.config["experiments"][job.exp]
+        if job.exp not in self._measured:
+            self._measured[job.exp] = measured(self.runs_dir, job.exp)
+        mine = self._measured[job.exp]
+        notes = self.sources.setdefault(job.exp, set())
+        if job.kind == "eval":
+            if "eval" in mine:
+                notes.add(f"eval measured ({mine['eval'][1]} jobs)")
+                return mine["eval"][0]
+            seconds = self.planning.get("eval_s", DEFAULT_EVAL_S[env_kind(job.env)])
+            notes.add(f"eval {seconds:g} s")
+            return float(seconds)
+        steps = job.end - job.start
+        if "train" in mine:
+            notes.add(f"train measured ({mine['train'][1]} jobs)")
+            return mine["train"][0] * steps
+        sps_measured = measured_sps(self.runs_dir, job.exp)
+        if sps_measured:
+            sps = sps_measured[0]
+            notes.add(f"SPS measured {sps:.0f}")
+        else:
+            sps, key = default_sps(self.planning, spec["algo"], job.env)
+            notes.add(f"SPS default {sps:.0f} ({key})")
+        overhead = float(self.planning.get("segment_overhead_s", DEFAULT_OVERHEAD_S))
+        return steps / sps + overhead
 
 
 # --- estimate -------------------------------------------------------------------------------
@@ -176,11 +289,6 @@ def usd_per_gpu_hour(planning: dict) -> tuple[float | None, str]:
     return price, ENV_PRICE
 
 
-def jobs_per_gpu(config: dict) -> int:
-    """Jobs sharing one GPU: the config's gpus.jobs_per_gpu or $RLPIPE_JOBS_PER_GPU."""
-    return gpu_slots.settings(config.get("gpus")).jobs_per_gpu
-
-
 def lpt_makespan(durations: Iterable[float], slots: int) -> float:
     """Longest-first greedy packing of jobs onto slots; returns the finishing time."""
     if slots < 1:
@@ -193,60 +301,78 @@ def lpt_makespan(durations: Iterable[float], slots: int) -> float:
 
 def estimate(
     config: dict,
-    segments: list[Segment],
-    slots: int = 1,
+    jobs: list[Job],
+    allocation: Allocation,
     usd_per_gpu_hour: float | None = None,
     runs_dir: str | os.PathLike = "runs",
 ) -> Plan:
-    """Estimate GPU-hours, wall time and cost of ``segments`` on ``slots`` parallel jobs."""
+    """Job-hours, billed GPU-hours, wall time and cost of ``jobs`` under ``allocation``."""
     runs = expand_runs(config)
-    planning = config.get("planning") or {}
-    overhead = float(planning.get("segment_overhead_s", DEFAULT_OVERHEAD_S))
-    share = jobs_per_gpu(config)
-    seconds: dict[RunKey, float] = {}  # remaining job seconds per run
-    by_exp: dict[str, list[Segment]] = {}
-    for seg in segments:
-        by_exp.setdefault(seg.exp, []).append(seg)
+    seconds = Durations(config, runs_dir)
+    resources = {exp: spec.get("resources") or {} for exp, spec in config["experiments"].items()}
+    chains: dict[RunKey, float] = {}  # serial training seconds per run
+    evals: dict[str, list[float]] = {"cpu": [], "gpu": []}
+    by_exp: dict[str, list[tuple[Job, float]]] = {}
+    for job in jobs:
+        s = seconds(job)
+        by_exp.setdefault(job.exp, []).append((job, s))
+        if job.kind == "train":
+            chains[job.run] = chains.get(job.run, 0.0) + s
+        else:
+            evals["gpu" if resources[job.exp].get("gpu", 0) else "cpu"].append(s)
 
     experiments = []
-    for exp, segs in sorted(by_exp.items()):
-        spec = config["experiments"][exp]
-        algo = spec["algo"]
-        gpus = max(1, int((spec.get("resources") or {}).get("gpu", 0)))
-        measured = measured_sps(runs_dir, exp)
-        sources = set()
-        for seg in segs:
-            if measured:
-                sps = measured[0]
-                sources.add(f"measured {sps:.0f} ({measured[1]} segments)")
-            else:
-                sps, key = default_sps(planning, algo, seg.env)
-                sources.add(f"default {sps:.0f} ({key})")
-            seconds[seg.run] = seconds.get(seg.run, 0.0) + (seg.end - seg.start) / sps + overhead
-        exp_runs = sorted({seg.run for seg in segs})
-        gpu_h = sum(seconds[r] for r in exp_runs) * gpus / share / 3600
+    for exp, timed in sorted(by_exp.items()):
+        gpu = int(resources[exp].get("gpu", 0))
+        job_s = sum(s for _, s in timed)
+        gpu_h = job_s * gpu / allocation.jobs_per_gpu / 3600
+        trained = [j for j, _ in timed if j.kind == "train"]
         experiments.append(
             ExperimentPlan(
                 exp=exp,
-                algo=algo,
-                segments=len(segs),
-                runs=len(exp_runs),
-                env_steps=sum(seg.end - seg.start for seg in segs),
-                sps_source="; ".join(sorted(sources)),
+                algo=config["experiments"][exp]["algo"],
+                train_jobs=len(trained),
+                eval_jobs=len(timed) - len(trained),
+                runs=len({j.run for j, _ in timed}),
+                env_steps=sum(j.end - j.start for j in trained),
+                duration_source="; ".join(sorted(seconds.sources.get(exp, ()))),
+                job_hours=job_s / 3600,
                 gpu_hours=gpu_h,
-                wall_hours=lpt_makespan([seconds[r] for r in exp_runs], slots) / 3600,
                 usd=None if usd_per_gpu_hour is None else gpu_h * usd_per_gpu_hour,
             )
         )
+    wall = _wall_seconds(_chains(chains, runs), evals, resources, allocation)
     gpu_total = sum(e.gpu_hours for e in experiments)
     return Plan(
         experiments=experiments,
-        slots=slots,
+        allocation=allocation,
         usd_per_gpu_hour=usd_per_gpu_hour,
+        job_hours=sum(e.job_hours for e in experiments),
         gpu_hours=gpu_total,
-        wall_hours=lpt_makespan(_chains(seconds, runs).values(), slots) / 3600,
+        wall_hours=wall / 3600,
         usd=None if usd_per_gpu_hour is None else gpu_total * usd_per_gpu_hour,
     )
+
+
+def _wall_seconds(chains, evals, resources, allocation: Allocation) -> float:
+    """Longest-first packing of run chains and evaluations onto the allocation's slots."""
+    pools: dict[str, list[float]] = {"cpu": list(evals["cpu"]), "gpu": list(evals["gpu"])}
+    threads = {"cpu": [1], "gpu": [1]}
+    for key, s in chains.items():
+        pool = "gpu" if resources[key[0]].get("gpu", 0) else "cpu"
+        pools[pool].append(s)
+        threads[pool].append(int(resources[key[0]].get("threads", 1)))
+    if allocation.executor == "slurm":  # one queue: `jobs` at once, GPUs are SLURM's concern
+        return lpt_makespan(pools["cpu"] + pools["gpu"], allocation.cpu_slots)
+    if not allocation.gpu_slots:  # no GPU slots: GPU jobs run on the CPU like the others
+        pools = {"cpu": pools["cpu"] + pools["gpu"], "gpu": []}
+        threads = {"cpu": threads["cpu"] + threads["gpu"], "gpu": [1]}
+    cpu_slots = max(1, allocation.cpu_slots // max(threads["cpu"]))
+    wall = lpt_makespan(pools["cpu"], cpu_slots) if pools["cpu"] else 0.0
+    if pools["gpu"]:  # a GPU job holds a slot and its threads' cores
+        gpu_slots = min(allocation.gpu_slots, max(1, allocation.cpu_slots // max(threads["gpu"])))
+        wall = max(wall, lpt_makespan(pools["gpu"], gpu_slots))
+    return wall
 
 
 def _chains(seconds: dict[RunKey, float], runs: dict[RunKey, Run]) -> dict[RunKey, float]:
@@ -274,39 +400,38 @@ def _hours(h: float) -> str:
 def dry_run_block(
     config: dict,
     outputs: Iterable[str],
-    slots: int,
-    slots_from: str,
+    allocation: Allocation,
     runs_dir: str | os.PathLike = "runs",
 ) -> str:
-    """The block ``snakemake -n`` ends with: the plan of the training outputs it would make.
-
-    ``slots`` is the profile's GPU slot count (``slots_from`` says where it came from); the
-    price is ``planning.usd_per_gpu_hour`` of the config (a profile sets it via its configfile).
-    """
-    segments = parse_segments("\n".join(outputs), expand_runs(config))
+    """The block ``snakemake -n`` ends with: the plan of the jobs the dry run would run."""
+    jobs = parse_jobs("\n".join(outputs), expand_runs(config))
     price, price_from = usd_per_gpu_hour(config.get("planning") or {})
-    head = f"rlpipe plan: {slots} job slot(s) ({slots_from}); $/GPU-hour from {price_from}"
-    if not segments:
-        return f"{head}\nno training segments to run"
-    return head + "\n" + render(estimate(config, segments, slots, price, runs_dir))
+    head = f"rlpipe plan: {allocation.source}; $/GPU-hour from {price_from}"
+    if not jobs:
+        return f"{head}\nno training or evaluation jobs to run"
+    return head + "\n" + render(estimate(config, jobs, allocation, price, runs_dir))
 
 
 def render(plan: Plan) -> str:
-    """Plain-text table of a plan, one line per experiment plus totals."""
-    header = ["experiment", "algo", "segments", "runs", "env steps", "SPS source"]
-    header += ["GPU-h", f"wall h ({plan.slots} slots)", "USD"]
+    """Plain-text table, one line per experiment plus totals and a footer."""
+    header = ["experiment", "algo", "train", "eval", "runs", "env steps", "durations from"]
+    header += ["job-h", "GPU-h", "USD"]
     rows = [
-        [e.exp, e.algo, e.segments, e.runs, f"{e.env_steps:,}", e.sps_source]
-        + [_hours(e.gpu_hours), _hours(e.wall_hours), _usd(e.usd)]
+        [e.exp, e.algo, e.train_jobs, e.eval_jobs, e.runs, f"{e.env_steps:,}", e.duration_source]
+        + [_hours(e.job_hours), _hours(e.gpu_hours), _usd(e.usd)]
         for e in plan.experiments
     ]
     exps = plan.experiments
     rows.append(
-        ["TOTAL", "", sum(e.segments for e in exps), sum(e.runs for e in exps)]
-        + [f"{sum(e.env_steps for e in exps):,}", ""]
-        + [_hours(plan.gpu_hours), _hours(plan.wall_hours), _usd(plan.usd)]
+        ["TOTAL", "", sum(e.train_jobs for e in exps), sum(e.eval_jobs for e in exps)]
+        + [sum(e.runs for e in exps), f"{sum(e.env_steps for e in exps):,}", ""]
+        + [_hours(plan.job_hours), _hours(plan.gpu_hours), _usd(plan.usd)]
     )
     price = plan.usd_per_gpu_hour
-    note = f"at ${price:.2f}/GPU-hour" if price is not None else "no price given"
-    footer = f"({note}; wall time packs runs longest-first onto {plan.slots} slots)"
-    return text_table(header, rows) + "\n" + footer
+    footer = [f"wall time {_hours(plan.wall_hours)} h"]
+    footer.append(f"at ${price:.2f}/GPU-hour" if price is not None else "no price given")
+    alloc = plan.allocation
+    if alloc.executor == "local" and alloc.gpus and price is not None:
+        held = alloc.gpus * plan.wall_hours
+        footer.append(f"a pod of {alloc.gpus} GPU(s) for that time: ${held * price:,.2f}")
+    return text_table(header, rows) + "\n(" + "; ".join(footer) + ")"

@@ -23,7 +23,7 @@ from rlpipe.runs import expand_runs
 DEFAULT_STALL_S = 600.0
 _TAIL_BYTES = 65536
 _RUN_DIR = re.compile(r"seed(\d+)")
-_STEP_FILE = re.compile(r"step_(\d+)\.jsonl(\.live)?")
+_STEP_FILE = re.compile(r"step_(\d+)\.jsonl((?:\.[^/]+)?\.live)?")  # .<attempt>.live
 
 RunKey = tuple[str, str, int]
 
@@ -90,8 +90,12 @@ def run_status(
     tel_dir = run_dir / "telemetry"
     for path in tel_dir.iterdir() if tel_dir.is_dir() else ():
         match = _STEP_FILE.fullmatch(path.name)
-        if match:
-            (live if match[2] else done)[int(match[1])] = path
+        if match and match[2]:  # the newest attempt's live file of a step
+            step = int(match[1])
+            if step not in live or path.stat().st_mtime > live[step].stat().st_mtime:
+                live[step] = path
+        elif match:
+            done[int(match[1])] = path
     last_done = max(done, default=0)
     record, heartbeat = None, None
     if live:

@@ -1,7 +1,8 @@
 """JSONL telemetry with CleanRL metric names.
 
-Lines are appended (and flushed) to ``<path>.live`` while a segment runs, so status tools
-can follow progress; on ``close`` the file is renamed to ``<path>``, the Snakemake output.
+Lines are appended (and flushed) to ``<path>.<attempt>.live`` while a segment runs (the
+attempt is host and PID, so a retry never writes into an orphan's file), and status tools can
+follow progress; on ``close`` the file is renamed to ``<path>``, the Snakemake output.
 """
 
 from __future__ import annotations
@@ -10,6 +11,8 @@ import json
 import os
 import time
 from pathlib import Path
+
+from rlpipe.atomic import attempt_alive, attempt_id
 
 LIVE_SUFFIX = ".live"
 
@@ -20,7 +23,10 @@ class TelemetryWriter:
     def __init__(self, path: str | os.PathLike, **static):
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        self.live = self.path.with_name(self.path.name + LIVE_SUFFIX)
+        for stale in self.path.parent.glob(f"{self.path.name}.*{LIVE_SUFFIX}"):
+            if not attempt_alive(stale.name[len(self.path.name) + 1 : -len(LIVE_SUFFIX)]):
+                stale.unlink(missing_ok=True)  # a killed attempt's
+        self.live = self.path.with_name(f"{self.path.name}.{attempt_id()}{LIVE_SUFFIX}")
         self._fh = open(self.live, "w")
         self._t0 = time.time()
         self._static = static

@@ -64,3 +64,9 @@ def profile_configs(name: str = "rlpipe.yaml") -> list[Path]:
         if entry is not None and (entry[0] / name).is_file():
             found.append(entry[0] / name)
     return found
+
+
+def dry_run() -> bool:
+    """``-n`` / ``--dry-run`` was given."""
+    args = _args()
+    return bool(args and args.dryrun)
