@@ -26,7 +26,8 @@ def attempt_id() -> str:
 def attempt_alive(attempt: str) -> bool:
     """False only for an attempt of this host whose process is gone (another host's may be
     alive there: it is never judged dead from here)."""
-    host, _, pid = attempt.rpartition("-")
+    host, sep, pid = attempt.rpartition("-")
+    host = host if sep else socket.gethostname()  # a bare PID: an older temp name, this host's
     if host != socket.gethostname() or not pid.isdigit():
         return host != socket.gethostname()
     try:
