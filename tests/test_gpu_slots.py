@@ -248,7 +248,7 @@ def test_pipeline_gpu_jobs_take_exclusive_slots_on_a_fake_two_gpu_host(tmp_path)
     work = Workdir(tmp_path / "work", config)
     profile = ("--profile", str(REPO / "profiles/local"), "--cores", "4")
     plan = work.run("-n", *profile).stdout
-    assert "rlpipe plan: 4 job slot(s) (gpus: 2 GPU(s) [config gpus.count] x 2 jobs)" in plan
+    assert "rlpipe plan: 4 cores; 4 GPU slot(s) = 2 GPU(s) [config gpus.count] x 2;" in plan
     done = work.run(*profile)  # no --resources: the config says it once
     # (Snakemake 9.27 prints the limit as `gpu=Resource("gpu", 4)`)
     assert re.search(r'Provided resources: gpu=(Resource\("gpu", )?4\b', done.stdout + done.stderr)

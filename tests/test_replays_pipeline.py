@@ -7,6 +7,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from rlpipe.storage import manifest as mf
 from rlpipe.replays.format import write_episode
 
 from conftest import TINY_PPO, tiny_config
@@ -90,6 +91,7 @@ def test_external_dataset_refetched_when_remote_changes(rclone_server, tmp_path)
     config = loop_config("TESTREMOTE:ext")
     del config["datasets"]["expert"]["record"]
     del config["experiments"]["bc-ppo"]
+    config["datasets"]["expert"]["require_manifest"] = False  # a publisher without MANIFEST.json
     work = Workdir(tmp_path / "work", config)
     work.run("data/replays/expert/MANIFEST.json")
     assert "Nothing to be done" in work.run("-n", "data/replays/expert/MANIFEST.json").stdout
@@ -128,6 +130,9 @@ def test_behaviour_cloning_is_byte_identical_across_processes(tmp_path):
             env_id="CartPole-v1",
             n_actions=2,
         )
+    data = tmp_path / "data"
+    files = [mf.file_entry(data, rel) for rel in mf.dataset_files(data)]
+    mf.write(data / mf.MANIFEST_NAME, mf.build("expert", str(data), files, None))
     code = (
         "import sys; from rlpipe.bc import train_segment; from rlpipe.ppo import Segment; "
         "train_segment(Segment('CartPole-v1', 1, 0, 20), {'batch_size': 8, 'learning_rate': "
