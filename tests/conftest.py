@@ -1,7 +1,9 @@
+import os
 import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))  # this checkout's rlpipe
+os.environ.setdefault("RLPIPE_WORKER_IDLE_S", "5")  # many workdirs: warm workers go soon
 
 import numpy as np
 import pytest

@@ -70,3 +70,22 @@ def test_bad_paths_and_records_are_named(tmp_path):
     elsewhere.write_text('{"algo": "ppo", "mean_return": 1.0}')
     with pytest.raises(ValueError, match="not a run artifact path"):
         tables.load_evals([elsewhere])
+
+
+def test_job_benchmarks_take_memory_and_cpu_from_the_training_process(tmp_path):
+    """Wall time is Snakemake's; memory and CPU time are the training process's own (a job
+    run by the warm worker trains outside the process tree Snakemake measures)."""
+    run = tmp_path / "runs" / "e" / "CartPole-v1" / "seed1"
+    (run / "benchmark").mkdir(parents=True)
+    (run / "telemetry").mkdir()
+    header = "s\th:m:s\tmax_rss\tmax_vms\tmax_uss\tmax_pss\tio_in\tio_out\tmean_load\tcpu_time\n"
+    for step, perf in ((100, {"perf/max_rss_mb": 412.0, "perf/cpu_s": 7.5}), (200, {})):
+        bench = run / "benchmark" / f"train_step_{step:010d}.tsv"
+        bench.write_text(header + "9.0\t0:00:09\t61.0\t0\t0\t0\t0\t0\t10\t0.4\n")
+        record = {"global_step": step, "time": 1.0, "elapsed_s": 1.0, **perf}
+        (run / "telemetry" / f"step_{step:010d}.jsonl").write_text(json.dumps(record) + "\n")
+    got = tables.load_job_benchmarks(sorted(map(str, run.glob("benchmark/*.tsv"))))
+    assert got[["s", "max_rss", "cpu_time"]].values.tolist() == [
+        [9.0, 412.0, 7.5],
+        [9.0, 61.0, 0.4],
+    ]

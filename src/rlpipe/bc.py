@@ -26,6 +26,7 @@ from rlpipe.replays.format import read_episode
 from rlpipe.seeding import derive_seed
 from rlpipe.storage import manifest as mf
 from rlpipe.telemetry import TelemetryWriter
+from rlpipe.watchdog import Watchdog
 
 
 def load_dataset(dataset_dir: str | Path, env_id: str) -> tuple[np.ndarray, np.ndarray, int]:
@@ -127,3 +128,25 @@ def train_segment(
         "global_step": segment.end_step,
         "sps": (segment.end_step - segment.start_step) / (time.time() - t0),
     }
+
+
+def segment_job(
+    env: str,
+    seed: int,
+    start: int,
+    end: int,
+    hparams: dict,
+    ckpt: str,
+    telemetry: str,
+    dataset: str,
+    prev: str | None = None,
+    threads: int = 1,
+    stall_timeout: float = 600,
+) -> None:
+    """One BC segment as a job (plain-data arguments, see ``rlpipe.worker``)."""
+    with Watchdog(stall_timeout, ckpt) as watchdog:
+        result = train_segment(
+            Segment(env, seed, start, end), hparams, dataset, ckpt, telemetry, prev, threads,
+            watchdog.beat,
+        )  # fmt: skip
+    print(f"segment done: {result}")

@@ -51,3 +51,14 @@ def evaluate_checkpoint(
         "lengths": lengths,
         "mean_return": float(np.mean(returns)),
     }
+
+
+def evaluate_job(
+    ckpt: str, out: str, episodes: int, seed: int, max_steps: int, threads: int = 1
+) -> None:
+    """Greedy evaluation of a checkpoint as a job, written to ``out`` (JSON, atomically)."""
+    from rlpipe import atomic
+
+    record = evaluate_checkpoint(ckpt, episodes, seed, max_steps, threads)
+    atomic.write_json(out, record)
+    print(f"mean return {record['mean_return']:.2f} over {record['episodes']} episodes")

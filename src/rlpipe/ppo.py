@@ -21,6 +21,7 @@ from rlpipe.envs import EpisodeTracker, is_image_env, make_vec_env
 from rlpipe.gpu_slots import placement
 from rlpipe.seeding import derive_seed
 from rlpipe.telemetry import TelemetryWriter
+from rlpipe.watchdog import Watchdog
 
 
 @dataclass(frozen=True)
@@ -173,6 +174,29 @@ def train_segment(
         )
     envs.close()
     return {"global_step": global_step, "sps": (global_step - segment.start_step) / elapsed}
+
+
+def segment_job(
+    env: str,
+    seed: int,
+    start: int,
+    end: int,
+    hparams: dict,
+    ckpt: str,
+    telemetry: str,
+    prev: str | None = None,
+    init: str | None = None,
+    threads: int = 1,
+    stall_timeout: float = 600,
+) -> None:
+    """One PPO segment as a job (plain-data arguments, see ``rlpipe.worker``); the stall
+    watchdog ends it if its loop stops making progress."""
+    with Watchdog(stall_timeout, ckpt) as watchdog:
+        result = train_segment(
+            Segment(env, seed, start, end), hparams, ckpt, telemetry, prev, init, threads,
+            watchdog.beat,
+        )  # fmt: skip
+    print(f"segment done: {result}")
 
 
 def _obs_dtype(agent: ActorCritic) -> torch.dtype:

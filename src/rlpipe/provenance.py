@@ -5,7 +5,8 @@ Snakemake reruns a ``script:`` job when the script file is newer than its output
 to a library module the script imports is not noticed at all. rlpipe turns that trigger off
 (``rerun-triggers`` in ``profiles/default``) and gives every rule a ``code`` param instead: the
 hash of its script and of every ``rlpipe`` module the script imports, directly or through
-other rlpipe modules (function-level imports included). A param change is an ordinary
+other rlpipe modules (function-level imports included, and the modules of the job functions
+it hands to the warm worker by name, ``"rlpipe.ppo:segment_job"``). A param change is an ordinary
 Snakemake rerun reason, and ``snakemake -n`` shows which file's hash changed.
 
 Hashes are of the parsed code without comments, formatting or docstrings, so editing those
@@ -16,10 +17,12 @@ from __future__ import annotations
 
 import ast
 import hashlib
+import re
 from functools import cache
 from pathlib import Path
 
 PACKAGE = "rlpipe"
+JOB_TARGET = re.compile(r"rlpipe(\.\w+)+:\w+_job")  # e.g. "rlpipe.ppo:segment_job"
 HASH_CHARS = 12
 
 
@@ -76,6 +79,9 @@ def _imported_modules(path: Path, module: str | None) -> set[str]:
                 base = ".".join(filter(None, [*parts, base]))
             names.add(base)
             names.update(f"{base}.{alias.name}" for alias in node.names)
+        elif isinstance(node, ast.Constant) and isinstance(node.value, str):
+            if JOB_TARGET.fullmatch(node.value):  # a job handed to the worker by name
+                names.add(node.value.split(":", 1)[0])
     return {n for n in names if n == PACKAGE or n.startswith(PACKAGE + ".")}
 
 

@@ -3,7 +3,7 @@
 import os
 import shutil
 import sys
-from contextlib import ExitStack, contextmanager
+from contextlib import ExitStack
 from pathlib import Path
 
 from rlpipe.gpu_slots import acquire_slot
@@ -44,19 +44,28 @@ def check_free_disk(out_path: str, prev_ckpt: str | None, min_free_mb: float) ->
         )
 
 
-@contextmanager
-def segment_job(snakemake):
-    """Set-up every training job shares; yields the watchdog's ``beat`` for the loop.
+def segment_spec(snakemake) -> dict:
+    """Prepare a training job and describe it for its ``segment_job`` function.
 
-    Refuses to start without enough free disk (retried later), removes temp files a killed
-    attempt left, and ends the job if its loop stops making progress for ``stall_timeout``.
+    Refuses to start without enough free disk (the job fails and Snakemake retries it later)
+    and removes temp files a killed attempt left.
     """
     from rlpipe.atomic import remove_stale_temps
-    from rlpipe.watchdog import Watchdog
 
-    margin = (snakemake.config.get("durable") or {}).get("min_free_disk_mb", 0)
-    check_free_disk(snakemake.output[0], snakemake.input.get("prev"), margin)
-    remove_stale_temps(snakemake.output[0])
-    stall_timeout = snakemake.config["experiments"][snakemake.wildcards.exp]["stall_timeout"]
-    with Watchdog(stall_timeout, snakemake.output[0]) as watchdog:
-        yield watchdog.beat
+    smk = snakemake
+    margin = (smk.config.get("durable") or {}).get("min_free_disk_mb", 0)
+    check_free_disk(smk.output[0], smk.input.get("prev"), margin)
+    remove_stale_temps(smk.output[0])
+    seg = smk.params.segment
+    return {
+        "env": seg["env"],
+        "seed": seg["seed"],
+        "start": seg["start"],
+        "end": seg["end"],
+        "hparams": dict(smk.params.hparams),
+        "ckpt": smk.output[0],
+        "telemetry": smk.output.telemetry,
+        "prev": smk.input.get("prev"),
+        "threads": smk.threads,
+        "stall_timeout": smk.config["experiments"][smk.wildcards.exp]["stall_timeout"],
+    }

@@ -178,9 +178,18 @@ def aggregate(per_run: pd.DataFrame, n_boot: int, seed: int) -> pd.DataFrame:
 
 
 def load_job_benchmarks(paths) -> pd.DataFrame:
-    """Snakemake ``benchmark:`` TSVs of training jobs: seconds, max RSS, CPU time per job."""
+    """Per training job: wall seconds from Snakemake's ``benchmark:`` TSV, and the peak memory
+    (MB) and CPU seconds of the training process from the segment's last telemetry record
+    (``perf/*``; a job run by the warm worker trains outside the process tree Snakemake
+    measures), else from the TSV."""
     rows = []
     for path in paths:
-        bench = pd.read_csv(path, sep="\t")
-        rows.append({**_run_key(path), **bench.iloc[-1][["s", "max_rss", "cpu_time"]].to_dict()})
+        bench = pd.read_csv(path, sep="\t").iloc[-1]
+        row = {**_run_key(path), "s": bench["s"]}
+        name = Path(path).name.replace("train_step_", "step_").replace(".tsv", ".jsonl")
+        telemetry = Path(path).parent.parent / "telemetry" / name
+        last = read_jsonl(telemetry)[-1] if telemetry.is_file() else {}
+        row["max_rss"] = last.get("perf/max_rss_mb", bench["max_rss"])
+        row["cpu_time"] = last.get("perf/cpu_s", bench["cpu_time"])
+        rows.append(row)
     return pd.DataFrame(rows).sort_values(["exp", "env", "seed", "step"], ignore_index=True)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import resource
 import time
 from pathlib import Path
 
@@ -36,6 +37,7 @@ class TelemetryWriter:
         record = {"global_step": int(global_step), "time": now, "elapsed_s": now - self._t0}
         record.update(self._static)
         record.update({k: _plain(v) for k, v in metrics.items()})
+        record.update(process_usage())
         self._fh.write(json.dumps(record) + "\n")
         self._fh.flush()
 
@@ -53,6 +55,17 @@ class TelemetryWriter:
             self.close()
         else:
             self._fh.close()
+
+
+def process_usage() -> dict:
+    """Peak memory and CPU time of the process that trains (``perf/*``). Snakemake's
+    benchmark files measure the job's own process tree, and a job handed to the warm worker
+    (``rlpipe.worker``) trains outside it: these are the figures of the training itself."""
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return {
+        "perf/max_rss_mb": usage.ru_maxrss / 1024,  # KiB on Linux
+        "perf/cpu_s": usage.ru_utime + usage.ru_stime,
+    }
 
 
 def _plain(value):

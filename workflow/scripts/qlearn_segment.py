@@ -1,26 +1,13 @@
-"""Rule entry point: one tabular Q-learning segment."""
+"""Rule entry point: one tabular Q-learning segment, run by the warm worker (rlpipe.worker)."""
 
-from rlpipe.rulelog import redirect_to_log, segment_job
+import sys
+
+from rlpipe.rulelog import redirect_to_log, segment_spec
 
 redirect_to_log(snakemake)  # noqa: F821
 
-from rlpipe.qlearn.train import train_segment  # noqa: E402
+from rlpipe import worker  # noqa: E402
 
 smk = snakemake  # noqa: F821
-seg = smk.params.segment
-warm_start = smk.input.get("init")
-with segment_job(smk) as heartbeat:
-    result = train_segment(
-        seg["env"],
-        seg["seed"],
-        dict(smk.params.hparams),
-        start_step=seg["start"],
-        end_step=seg["end"],
-        init_path=smk.input.get("prev") or warm_start,
-        out_path=smk.output.qtable,
-        telemetry_path=smk.output.telemetry,
-        threads=smk.threads,
-        warm_start=warm_start is not None,
-        heartbeat=heartbeat,
-    )
-print(f"segment done: {result}")
+spec = {**segment_spec(smk), "init": smk.input.get("init")}
+sys.exit(worker.run("rlpipe.qlearn.train:segment_job", spec, smk.params.code, smk.log[0]))

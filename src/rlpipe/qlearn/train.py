@@ -20,6 +20,7 @@ from rlpipe.qlearn.indexer import build_indexer
 from rlpipe.qlearn.replay import PrioritizedReplay
 from rlpipe.seeding import derive_seed
 from rlpipe.telemetry import TelemetryWriter
+from rlpipe.watchdog import Watchdog
 
 RNG_STREAM = 1  # derive_seed(seed, 0, RNG_STREAM): the agent's RNG, distinct from the envs'
 
@@ -172,6 +173,28 @@ def train_segment(
         "episodes": table.episodes,
         "coverage": table.coverage,
     }
+
+
+def segment_job(
+    env: str,
+    seed: int,
+    start: int,
+    end: int,
+    hparams: dict,
+    ckpt: str,
+    telemetry: str,
+    prev: str | None = None,
+    init: str | None = None,
+    threads: int = 1,
+    stall_timeout: float = 600,
+) -> None:
+    """One Q-learning segment as a job (plain-data arguments, see ``rlpipe.worker``)."""
+    with Watchdog(stall_timeout, ckpt) as watchdog:
+        result = train_segment(
+            env, seed, hparams, start, end, prev or init, ckpt, telemetry, threads,
+            warm_start=init is not None, heartbeat=watchdog.beat,
+        )  # fmt: skip
+    print(f"segment done: {result}")
 
 
 def _interval_metrics(stats, table, epsilon, replay) -> dict:

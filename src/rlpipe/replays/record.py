@@ -65,3 +65,18 @@ def record_episodes(
         )
         paths.append(path)
     return paths
+
+
+def record_job(
+    ckpt: str, manifest: str, dataset: str, episodes: int, seed: int, max_steps: int, threads: int
+) -> None:
+    """Greedy episodes of a checkpoint into a dataset directory as a job, MANIFEST.json last."""
+    from rlpipe.storage import manifest as mf
+
+    out_dir = Path(manifest).parent
+    for stale in out_dir.glob("episode_*.npz"):  # a previous recording of another checkpoint
+        stale.unlink()
+    paths = record_episodes(ckpt, out_dir, episodes, seed, max_steps, threads)
+    files = [mf.file_entry(out_dir, p.name) for p in paths]
+    mf.write(manifest, mf.build(dataset, ckpt, files, None))
+    print(f"recorded {len(paths)} episodes from {ckpt}")

@@ -1,0 +1,137 @@
+"""Planning time: rlpipe's `snakemake -n` against stock Snakemake on the same DAG shape.
+
+Run: .venv/bin/python benchmarks/bench_planning.py   (writes benchmarks/out/planning.json)
+
+The config is Atari-10 (config/atari10.yaml). The floor is a Snakefile of trivial rules
+(`touch`) with the same files and edges: segments chained per run, an evaluation per
+segment, one summary over every evaluation and telemetry file. Both are timed (median of 3,
+`snakemake -n --cores 1 -q all`) in an empty directory (the plan of a new sweep) and in a
+finished one (the no-op rerun: every output present, recorded with `snakemake --touch`).
+Goal: rlpipe <= 1.2x the floor in both.
+"""
+
+from __future__ import annotations
+
+import json
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import yaml
+
+REPO = Path(__file__).resolve().parents[1]
+OUT = REPO / "benchmarks/out"
+SNAKEMAKE = str(Path(sys.executable).parent / "snakemake")
+sys.path.insert(0, str(REPO / "src"))
+
+from rlpipe.runs import expand_runs, fmt_step  # noqa: E402
+
+STOCK = """
+RUNS = {runs!r}
+
+def prev(wildcards):
+    steps = RUNS[f"{{wildcards.exp}}/{{wildcards.env}}/{{wildcards.seed}}"]
+    i = steps.index(int(wildcards.step))
+    if i == 0:
+        return []
+    d = f"runs/{{wildcards.exp}}/{{wildcards.env}}/seed{{wildcards.seed}}"
+    return [f"{{d}}/ckpt/step_{{steps[i - 1]:010d}}.pt"]
+
+def every(kind):
+    ext = "json" if kind == "eval" else "jsonl"
+    out = []
+    for key, steps in RUNS.items():
+        exp, env, seed = key.split("/")
+        out += [f"runs/{{exp}}/{{env}}/seed{{seed}}/{{kind}}/step_{{s:010d}}.{{ext}}" for s in steps]
+    return out
+
+rule all:
+    input: every("eval"), every("telemetry"), "results/summary.csv"
+
+rule segment:
+    input: prev
+    output: "runs/{{exp}}/{{env}}/seed{{seed}}/ckpt/step_{{step}}.pt",
+            "runs/{{exp}}/{{env}}/seed{{seed}}/telemetry/step_{{step}}.jsonl"
+    shell: "touch {{output}}"
+
+rule evaluate:
+    input: "runs/{{exp}}/{{env}}/seed{{seed}}/ckpt/step_{{step}}.pt"
+    output: "runs/{{exp}}/{{env}}/seed{{seed}}/eval/step_{{step}}.json"
+    shell: "touch {{output}}"
+
+rule summarize:
+    input: every("eval"), every("telemetry")
+    output: "results/summary.csv"
+    shell: "touch {{output}}"
+"""
+
+
+def outputs(config: dict) -> list[str]:
+    """Every file a finished Atari-10 run tree has (rlpipe's layout)."""
+    files = []
+    for run in expand_runs(config).values():
+        for step in run.steps:
+            s = fmt_step(step)
+            files += [f"{run.dir}/ckpt/step_{s}.pt", f"{run.dir}/telemetry/step_{s}.jsonl"]
+            files += [f"{run.dir}/eval/step_{s}.json", f"{run.dir}/benchmark/train_step_{s}.tsv"]
+            files += [f"{run.dir}/benchmark/eval_step_{s}.tsv"]
+    files += [f"results/{n}" for n in ("summary.csv", "summary.md", "runs.csv", "curves.png")]
+    files += [f"results/{n}" for n in ("aggregate.csv", "performance_profile.png")]
+    return files + ["results/job_benchmarks.csv", "results/job_benchmarks.png"]
+
+
+def timed(cmd: list[str], cwd: Path) -> float:
+    start = time.perf_counter()
+    subprocess.run(cmd, cwd=cwd, check=True, capture_output=True)
+    return time.perf_counter() - start
+
+
+def plan_times(snakefile: Path, workdir: Path) -> float:
+    cmd = [SNAKEMAKE, "-s", str(snakefile), "-d", str(workdir), "-n", "--cores", "1"]
+    return statistics.median(timed([*cmd, "-q", "all"], workdir) for _ in range(3))
+
+
+def finish(snakefile: Path, workdir: Path, files: list[str]) -> None:
+    """Create every output and record it as done (`snakemake --touch`)."""
+    for rel in files:
+        (workdir / rel).parent.mkdir(parents=True, exist_ok=True)
+        (workdir / rel).touch()
+    cmd = [SNAKEMAKE, "-s", str(snakefile), "-d", str(workdir), "--touch", "--cores", "1"]
+    subprocess.run(cmd, check=True, capture_output=True)
+
+
+def main() -> None:
+    config = yaml.safe_load((REPO / "config/atari10.yaml").read_text())
+    runs = {f"{r.exp}/{r.env}/{r.seed}": r.steps for r in expand_runs(config).values()}
+    results = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        stock, mine = Path(tmp, "stock"), Path(tmp, "rlpipe")
+        for d in (stock, mine):
+            (d / "config").mkdir(parents=True)
+            (d / "config/config.yaml").write_text(yaml.safe_dump(config))
+        snakefile = Path(tmp, "Snakefile.stock")
+        snakefile.write_text(STOCK.format(runs=runs))
+        results["new_sweep"] = {
+            "stock_s": plan_times(snakefile, stock),
+            "rlpipe_s": plan_times(REPO / "Snakefile", mine),
+        }
+        print(json.dumps(results), flush=True)
+        finish(snakefile, stock, outputs(config))
+        finish(REPO / "Snakefile", mine, outputs(config))
+        results["no_op_rerun"] = {
+            "stock_s": plan_times(snakefile, stock),
+            "rlpipe_s": plan_times(REPO / "Snakefile", mine),
+        }
+    for phase in results.values():
+        phase["ratio"] = phase["rlpipe_s"] / phase["stock_s"]
+    results["jobs"] = sum(len(s) for s in runs.values()) * 2 + 1
+    OUT.mkdir(parents=True, exist_ok=True)
+    (OUT / "planning.json").write_text(json.dumps(results, indent=2))
+    print(json.dumps(results, indent=2))
+
+
+if __name__ == "__main__":
+    main()
