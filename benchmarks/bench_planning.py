@@ -45,7 +45,8 @@ def every(kind):
     out = []
     for key, steps in RUNS.items():
         exp, env, seed = key.split("/")
-        out += [f"runs/{{exp}}/{{env}}/seed{{seed}}/{{kind}}/step_{{s:010d}}.{{ext}}" for s in steps]
+        d = f"runs/{{exp}}/{{env}}/seed{{seed}}/{{kind}}"
+        out += [f"{{d}}/step_{{s:010d}}.{{ext}}" for s in steps]
     return out
 
 rule all:

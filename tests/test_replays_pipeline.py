@@ -7,8 +7,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from rlpipe.storage import manifest as mf
 from rlpipe.replays.format import write_episode
+from rlpipe.storage import manifest as mf
 
 from conftest import TINY_PPO, tiny_config
 from pipeline import Workdir
