@@ -45,12 +45,7 @@ localrules:
 rule all:
     default_target: True
     input:
-        eval_targets(),
-        telemetry_targets(),
-        "results/summary.csv",
-        "results/summary.md",
-        "results/curves.png",
-        "results/aggregate.csv",
-        "results/performance_profile.png",
-        "results/job_benchmarks.png",
+        eval_targets(SHARD_RUNS),
+        telemetry_targets(SHARD_RUNS),
+        summary_targets(),
         tracking_targets(),

@@ -8,13 +8,17 @@ from snakemake.settings.types import ExecMode
 # worktrees may share one virtualenv).
 sys.path.insert(0, str(Path(workflow.basedir) / "src"))
 
+from rlpipe import atomic
 from rlpipe import config as rlconfig
+from rlpipe import durable
 from rlpipe import gpu_slots
 from rlpipe import locks
 from rlpipe import plan as rlplan
+from rlpipe import shards
 from rlpipe import tracking as rltracking
 from rlpipe.provenance import code_version as _code_version
 from rlpipe.replays.fetch import fingerprint_or_stored
+from rlpipe.storage.rclone import RcloneRemote, RemoteError, RemoteNotFound
 from rlpipe.runs import ConfigError, expand_runs, fmt_step
 from rlpipe.smk import invocation, jobguard, probe, slurm
 from rlpipe.workflow_env import export_pythonpath
@@ -59,6 +63,7 @@ except ConfigError as err:
 
 # Absolute: Snakemake has left the working directory when atexit hooks run.
 WORKDIR = Path.cwd()
+RUNS_DIR = WORKDIR / "runs"
 
 # The main process of a run a user started (not a job step, not the restore probe) owns the
 # directory if no other rlpipe run does: only then may it clear stale locks or restore files.
@@ -95,6 +100,50 @@ if MAIN_RUN:
         workflow.register_resource("gpu", GPUS.slots)
 
 export_pythonpath(Path(workflow.basedir) / "src")
+
+DURABLE = durable.Settings.from_config(config.get("durable"))
+try:
+    SHARD = shards.Shard.parse(config.get("shard"))
+except ConfigError as err:
+    raise WorkflowError(str(err)) from None
+
+
+def shard_assignment():
+    """This sharded sweep's assignment (rlpipe.shards): the main run reads the remote's,
+    extends it with new runs (stored back by a real run) and leaves a local copy, which the
+    restore probe and job steps read."""
+    local = WORKDIR / shards.LOCAL_COPY
+    if not MAIN_RUN and local.is_file():
+        return shards.Assignment.from_json(local.read_text(), str(local))
+    remote, stored = None, None
+    if DURABLE is not None and MAIN_RUN:
+        durable.ensure_configured(DURABLE.remote, "durable state (durable.remote)")
+        remote = RcloneRemote(DURABLE.remote, retries=DURABLE.upload_retries)
+        try:
+            text = remote.cat(shards.ASSIGNMENT_REL)
+            stored = shards.Assignment.from_json(text, remote.path(shards.ASSIGNMENT_REL))
+        except RemoteNotFound:
+            pass
+    assignment = shards.plan_assignment(config, RUNS, SHARD.count, stored, RUNS_DIR)
+    if MAIN_RUN:
+        atomic.write_text(local, assignment.to_json())
+    if remote is not None and assignment != stored and not invocation.dry_run():
+        remote.copy_file_up(local, shards.ASSIGNMENT_REL)
+    return assignment
+
+
+if SHARD is None:
+    SHARD_RUNS = RUNS
+else:
+    try:
+        _mine = shard_assignment().runs_of(SHARD.index)
+    except (ConfigError, RemoteError) as err:
+        raise WorkflowError(f"shard {SHARD}: {err}") from None
+    SHARD_RUNS = {k: r for k, r in RUNS.items() if shards.run_name(k) in _mine}
+    print(
+        f"rlpipe shards: shard {SHARD} builds {len(SHARD_RUNS)} of {len(RUNS)} runs",
+        file=sys.stderr,
+    )
 
 
 def companion_dirs(job):
@@ -185,20 +234,30 @@ def run_resource(name):
     return get
 
 
-def eval_targets():
+def eval_targets(runs=RUNS):
     return [
         f"{run.dir}/eval/step_{fmt_step(step)}.json"
-        for run in RUNS.values()
+        for run in runs.values()
         for step in run.steps
     ]
 
 
-def telemetry_targets():
+def telemetry_targets(runs=RUNS):
     return [
         f"{run.dir}/telemetry/step_{fmt_step(step)}.jsonl"
-        for run in RUNS.values()
+        for run in runs.values()
         for step in run.steps
     ]
+
+
+def summary_targets():
+    """The result tables and figures of the whole sweep; a shard builds none (they need
+    every shard's runs: build them with `snakemake --profile runpod results/summary.md`)."""
+    if SHARD is not None:
+        return []
+    names = ["summary.csv", "summary.md", "curves.png", "aggregate.csv"]
+    names += ["performance_profile.png", "job_benchmarks.png"]
+    return [f"results/{name}" for name in names]
 
 
 def train_benchmark_targets():
@@ -256,7 +315,6 @@ def remote_state(wildcards):
 
 TRAINING_RULES = {"train_segment", "bc_segment", "qlearn_segment"}
 PLANNED_RULES = TRAINING_RULES | {"evaluate"}
-RUNS_DIR = WORKDIR / "runs"
 
 
 def print_plan_block():
@@ -277,7 +335,8 @@ def print_plan_block():
         gpu = getattr(workflow.global_resources.get("gpu"), "value", None)
         allocation = rlplan.Allocation.local(workflow.cores, GPUS, gpu)
     try:
-        print(f"\n{rlplan.dry_run_block(config, outputs, allocation, RUNS_DIR)}")
+        shard = str(SHARD) if SHARD else None
+        print(f"\n{rlplan.dry_run_block(config, outputs, allocation, RUNS_DIR, shard)}")
     except ConfigError as err:
         print(f"\nrlpipe plan: error: {err}")
 
@@ -302,9 +361,12 @@ def tracking_targets():
     """Every segment's event file / W&B receipt, as config `tracking` asks (default none)."""
     kinds = [k for k in TRACK_FILE if getattr(TRACKING, k)]
     targets = [
-        track_path(k, run, s) for k in kinds for run in RUNS.values() for s in run.steps
+        track_path(k, run, s)
+        for k in kinds
+        for run in SHARD_RUNS.values()
+        for s in run.steps
     ]
-    return targets + ([WANDB_SUMMARY] if TRACKING.wandb else [])
+    return targets + ([WANDB_SUMMARY] if TRACKING.wandb and SHARD is None else [])
 
 
 def track_inputs(kind):

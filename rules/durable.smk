@@ -4,15 +4,16 @@
 # While jobs run, a background thread uploads completed outputs, their companions and their
 # provenance. The end of the run flushes them synchronously; if they cannot be uploaded, the
 # run fails loudly, also when there was nothing to do.
+# A shard (--config shard=I/N, rlpipe.shards) claims its owner record on the remote first, and
+# keeps its heartbeat while it runs. A run without a shard on a sharded remote builds results
+# only: it trains nothing and names the runs that are not finished.
 import atexit
 import os
+import signal
 import sys
 import time
 
-from rlpipe import durable
 from rlpipe.storage.rclone import RemoteError
-
-DURABLE = durable.Settings.from_config(config.get("durable"))
 
 if probe.active():
     atexit.register(probe.dump, workflow, companion_dirs)
@@ -30,7 +31,7 @@ elif DURABLE is not None and MAIN_RUN:
                     ckpt_path(run, s) for s in run.steps if every and s % every == 0
                 },
             )
-            for run in RUNS.values()
+            for run in SHARD_RUNS.values()
         ]
 
     def _probe():
@@ -47,6 +48,21 @@ elif DURABLE is not None and MAIN_RUN:
     _t0 = time.monotonic()
     try:
         MIRROR = durable.Mirror(DURABLE, _durable_runs(), WORKDIR)
+        if SHARD is not None and HOLDS_DIRECTORY and not invocation.dry_run():
+            OWNER = shards.Owner(
+                MIRROR.remote,
+                SHARD,
+                WORKDIR,
+                shards.OwnerSettings(DURABLE.owner_timeout_s, DURABLE.owner_wait_s),
+            )
+            OWNER.claim(say=lambda line: print(line, file=sys.stderr))
+            atexit.register(OWNER.release)  # runs last: after the final upload
+
+            def _lost(why):
+                print(f"rlpipe shards: error: {why}; stopping this run", file=sys.stderr)
+                os.kill(os.getpid(), signal.SIGTERM)
+
+            OWNER.start_heartbeat(_lost)
         if HOLDS_DIRECTORY:
             _restored = MIRROR.restore(_probe)
         else:
@@ -56,6 +72,8 @@ elif DURABLE is not None and MAIN_RUN:
                 "rlpipe durable: another rlpipe run holds this directory; restoring nothing",
                 file=sys.stderr,
             )
+    except shards.ShardBusy as err:
+        raise WorkflowError(str(err)) from None
     except (RemoteError, RuntimeError) as err:
         raise WorkflowError(f"durable restore failed: {err}") from None
     print(
@@ -65,6 +83,41 @@ elif DURABLE is not None and MAIN_RUN:
         file=sys.stderr,
     )
     UPLOADER = durable.Uploader(MIRROR)
+
+    # A sharded sweep (its assignment on the remote) seen without a shard: results only.
+    SWEEP_SHARDS = None
+    if SHARD is None and shards.ASSIGNMENT_REL in MIRROR.state:
+        try:
+            SWEEP_SHARDS = shards.Assignment.from_json(
+                MIRROR.remote.cat(shards.ASSIGNMENT_REL), shards.ASSIGNMENT_REL
+            )
+        except (ConfigError, RemoteError) as err:
+            raise WorkflowError(f"shards: {err}") from None
+        MIRROR.runs = []  # retention is each shard's business
+
+    def check_results_only():
+        """On a sharded sweep without a shard: refuse to train or evaluate, naming the runs
+        (and their shards) that are not finished."""
+        if SWEEP_SHARDS is None:
+            return
+        dag = workflow.dag
+        keys = sorted(
+            {
+                (job.wildcards["exp"], job.wildcards["env"], int(job.wildcards["seed"]))
+                for job in dag.needrun_jobs(exclude_finished=False)
+                if job.rule.name in PLANNED_RULES
+            }
+        )
+        if not keys:
+            return
+        names = [shards.run_name(k) for k in keys]
+        where = [f"{n} (shard {SWEEP_SHARDS.runs.get(n, '?')}/{SWEEP_SHARDS.count})" for n in names]
+        raise WorkflowError(
+            f"this remote holds a sweep split into {SWEEP_SHARDS.count} shards and this run "
+            f"has no shard, so it builds results only and trains nothing. Not finished yet "
+            f"(or made by other code or config): {', '.join(where)}. Rerun when their shards "
+            f"are done, or pass --config shard=I/{SWEEP_SHARDS.count} to build one."
+        )
 
     def _follow_dag():
         """Tell the mirror each output's companions and which outputs this run remakes."""
@@ -104,7 +157,18 @@ elif DURABLE is not None and MAIN_RUN:
 
     atexit.register(_upload_left_over)
 
+    def _warn_results_only():
+        """-n runs no onstart: say there what a real run would refuse."""
+        if workflow.dryrun and workflow.dag is not None:
+            try:
+                check_results_only()
+            except WorkflowError as err:
+                print(f"\nrlpipe shards: a real run would stop: {err}")
+
+    atexit.register(_warn_results_only)
+
     onstart:
+        check_results_only()
         _follow_dag()
         UPLOADER.start()
 

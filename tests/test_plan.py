@@ -237,7 +237,13 @@ def test_dry_run_ends_with_the_plan_block(tmp_path):
     # 3 GPU slots but 2 cores: runs of 30 s and six 5 s evaluations on 2 slots -> 60 s.
     total = block[3].split()
     assert total[0] == "TOTAL" and total[-3:] == ["0.0333", "0.0667", "0.20"]
-    assert "wall time 0.0167 h" in block[-1] and "$3.00/GPU-hour" in block[-1]
+    assert "wall time 0.0167 h" in block[-2] and "$3.00/GPU-hour" in block[-2]
+    # Split across pods (shard=I/N): 2 pods -> 2 runs on one (30 s chains side by side, then
+    # four 5 s evaluations on 2 slots: 40 s); 4 or 8 pods -> one run each (30 s).
+    assert block[-1] == (
+        "on N pods like this one (--config shard=I/N): "
+        "1: 0.0167 h, 2: 0.0111 h, 4: 0.00833 h, 8: 0.00833 h"
+    )
 
     # Without a configured price, the environment can give one (nested --config values reach
     # the workflow as strings, so the README uses the variable).

@@ -12,7 +12,7 @@ import time
 from pathlib import Path
 
 from rlpipe import config as rlconfig
-from rlpipe import gpu_slots, plan, status
+from rlpipe import gpu_slots, plan, shards, status
 from rlpipe.runs import ConfigError, expand_runs
 
 REPO = Path(__file__).resolve().parents[2]
@@ -49,17 +49,54 @@ def sync_telemetry(remote: str, dest: str | Path) -> None:
         raise RuntimeError(f"rclone copy from {remote} failed: {proc.stderr.strip()[-2000:]}")
 
 
+def sharded_sweep(remote: str) -> shards.Assignment | None:
+    """The shard assignment when ``remote`` is the durable mirror of a sharded sweep."""
+    from rlpipe.storage.rclone import RcloneRemote, RemoteError, RemoteNotFound
+
+    try:
+        client = RcloneRemote(remote, retries=1)
+        return shards.Assignment.from_json(
+            client.cat(shards.ASSIGNMENT_REL), client.path(shards.ASSIGNMENT_REL)
+        )
+    except RemoteNotFound:
+        return None
+    except RemoteError as err:
+        raise RuntimeError(str(err)) from None
+
+
+def shard_view(remote: str, sweep: shards.Assignment, config: dict | None, runs_dir) -> str:
+    """The shard table of a sharded sweep's mirror (owners read from the remote)."""
+    from rlpipe.storage.rclone import RcloneRemote
+
+    owners = shards.read_owners(RcloneRemote(remote, retries=1), sweep.count)
+    durable_segments = {
+        shards.run_name(key): len(
+            list(Path(runs_dir, *key[:2], f"seed{key[2]}").glob("telemetry/step_*.jsonl"))
+        )
+        for key in status.discover(runs_dir)
+    }
+    totals = {}
+    if config:
+        totals = {shards.run_name(k): len(r.steps) for k, r in expand_runs(config).items()}
+    timeout = float((config or {}).get("durable", {}).get("owner_timeout_s", 120.0))
+    return shards.status_table(sweep, owners, durable_segments, totals, timeout, time.time())
+
+
 def cmd_status(args) -> int:
     config = load_config(args.config)
     totals = status.totals_from_config(config) if config else {}
     runs_dir = args.runs_dir
     tmp = tempfile.mkdtemp(prefix="rlpipe-status-") if args.remote else None
+    sweep = sharded_sweep(args.remote) if args.remote else None
+    runs_remote = f"{args.remote.rstrip('/')}/runs" if sweep else args.remote
     try:
         while True:
             if args.remote:
-                sync_telemetry(args.remote, tmp)
+                sync_telemetry(runs_remote, tmp)
                 runs_dir = tmp
             table = status.render(status.collect(runs_dir, totals, args.stall_timeout))
+            if sweep:
+                table = shard_view(args.remote, sweep, config, runs_dir) + "\n\n" + table
             if not args.watch:
                 print(table)
                 return 0
@@ -108,7 +145,8 @@ def build_parser() -> argparse.ArgumentParser:
     st.add_argument("--config", help=f"config giving total steps (default: {DEFAULT_CONFIG})")
     st.add_argument(
         "--remote",
-        help="rclone REMOTE:path of a runs/ tree; its telemetry is copied to a temp dir",
+        help="rclone REMOTE:path of a runs/ tree, or of a durable mirror (durable.remote): its "
+        "telemetry is copied to a temp dir; a sharded sweep's mirror also shows every shard",
     )
     st.add_argument("--watch", type=float, metavar="SECONDS", help="redraw every SECONDS")
     st.add_argument(

@@ -80,6 +80,8 @@ class Settings:
     upload_deadline_s: float = 600
     upload_interval_s: float = 30
     eager_restore_mb: float = 1.0
+    owner_timeout_s: float = 120.0
+    owner_wait_s: float = 180.0
 
     @classmethod
     def from_config(cls, section: dict | None) -> Settings | None:

@@ -402,14 +402,48 @@ def dry_run_block(
     outputs: Iterable[str],
     allocation: Allocation,
     runs_dir: str | os.PathLike = "runs",
+    shard: str | None = None,
 ) -> str:
-    """The block ``snakemake -n`` ends with: the plan of the jobs the dry run would run."""
+    """The block ``snakemake -n`` ends with: the plan of the jobs the dry run would run; for
+    a whole sweep on a pod, also its wall time and cost split across pods."""
     jobs = parse_jobs("\n".join(outputs), expand_runs(config))
     price, price_from = usd_per_gpu_hour(config.get("planning") or {})
     head = f"rlpipe plan: {allocation.source}; $/GPU-hour from {price_from}"
+    if shard:
+        head += f"; shard {shard} of the sweep"
     if not jobs:
         return f"{head}\nno training or evaluation jobs to run"
-    return head + "\n" + render(estimate(config, jobs, allocation, price, runs_dir))
+    text = head + "\n" + render(estimate(config, jobs, allocation, price, runs_dir))
+    if allocation.executor == "local" and not shard:
+        text += "\n" + pods_line(config, jobs, allocation, price, runs_dir)
+    return text
+
+
+POD_COUNTS = (1, 2, 4, 8)
+
+
+def pods_line(config, jobs, allocation, price, runs_dir, counts=POD_COUNTS) -> str:
+    """Wall time and pod cost of these jobs split into N shards (``shard=I/N``), each shard on
+    a pod like this machine: the slowest shard's plan, and N pods billed for it."""
+    from rlpipe import shards
+
+    runs = expand_runs(config)
+    weight = shards.weights(config, runs, runs_dir)
+    groups = shards.units(runs, config.get("datasets") or {})
+    parts = []
+    for n in counts:
+        placed = shards.assign(groups, weight, n, {})
+        walls = []
+        for i in range(1, n + 1):
+            mine = [j for j in jobs if placed[shards.run_name(j.run)] == i]
+            if mine:
+                walls.append(estimate(config, mine, allocation, price, runs_dir).wall_hours)
+        wall = max(walls, default=0.0)
+        part = f"{n}: {_hours(wall)} h"
+        if allocation.gpus and price is not None:
+            part += f" ${n * allocation.gpus * wall * price:,.2f}"
+        parts.append(part)
+    return "on N pods like this one (--config shard=I/N): " + ", ".join(parts)
 
 
 def render(plan: Plan) -> str:
