@@ -1,4 +1,5 @@
-"""``rlpipe`` command line: live run status and the plan/cost estimate (torch-free)."""
+"""``rlpipe`` command line: live run status, the plan/cost estimate and the shard launcher
+(torch-free)."""
 
 from __future__ import annotations
 
@@ -136,6 +137,42 @@ def cmd_plan(args) -> int:
     return 0
 
 
+SKY_TASK = "cloud/sky/rlpipe.yaml"
+
+
+def launch_commands(shards_n: int, task: str, config: str, environ=os.environ) -> list[list[str]]:
+    """``sky jobs launch`` per shard: the shard and the remote as env vars, every
+    ``RCLONE_CONFIG_<REMOTE>_*`` variable set here as a secret passed by name (so no value
+    appears on a command line, in a log, or in the job's YAML)."""
+    remote = environ.get("RLPIPE_REMOTE")
+    if not remote:
+        raise ValueError("RLPIPE_REMOTE is not set: export the durable remote every shard uses")
+    name = remote.split(":", 1)[0].upper()
+    secrets = sorted(k for k in environ if name and k.startswith(f"RCLONE_CONFIG_{name}_"))
+    out = []
+    for i in range(1, shards_n + 1):
+        cmd = ["sky", "jobs", "launch", task, "-n", f"rlpipe-shard-{i}-of-{shards_n}", "-y", "-d"]
+        cmd += ["--env", f"RLPIPE_SHARD={i}/{shards_n}", "--env", "RLPIPE_REMOTE"]
+        cmd += ["--env", f"RLPIPE_CONFIG={config}"]
+        for key in secrets:
+            cmd += ["--secret", key]
+        out.append(cmd)
+    return out
+
+
+def cmd_launch(args) -> int:
+    if args.shards < 1:
+        raise ValueError(f"--shards {args.shards}: must be >= 1")
+    commands = launch_commands(args.shards, args.task, args.config)
+    for cmd in commands:
+        print(" ".join(cmd), flush=True)
+        if not args.dry_run:
+            if not shutil.which("sky"):
+                raise FileNotFoundError("sky not found: pip install -e '.[cloud]' (SkyPilot)")
+            subprocess.run(cmd, check=True)
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="rlpipe", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -174,6 +211,19 @@ def build_parser() -> argparse.ArgumentParser:
     pl.add_argument("--usd-per-gpu-hour", type=float, help="price (default: config, env)")
     pl.add_argument("--jobs-from", metavar="FILE", help="text naming outputs ('-': stdin)")
     pl.set_defaults(func=cmd_plan)
+
+    la = sub.add_parser(
+        "launch",
+        help="launch N shards of the sweep as SkyPilot managed jobs (docs/sharding.md)",
+        description="Runs `sky jobs launch` once per shard with the task file, "
+        "RLPIPE_SHARD=I/N and RLPIPE_REMOTE; the remote's RCLONE_CONFIG_* variables go as "
+        "secrets. SkyPilot relaunches a preempted shard; the relaunch resumes from the remote.",
+    )
+    la.add_argument("--shards", type=int, required=True, help="N: how many pods")
+    la.add_argument("--task", default=SKY_TASK, help=f"SkyPilot task (default: {SKY_TASK})")
+    la.add_argument("--config", default=DEFAULT_CONFIG, help="the sweep's config file")
+    la.add_argument("--dry-run", action="store_true", help="print the commands only")
+    la.set_defaults(func=cmd_launch)
     return parser
 
 
