@@ -41,11 +41,17 @@ class Pod:
         self.logs: list[Path] = []
         self.procs: list[subprocess.Popen] = []
         stamp = Path(sys.prefix, ".rlpipe-installed")
-        want = hashlib.sha256((REPO / "pyproject.toml").read_bytes()).hexdigest()
+        # The clone is of HEAD: its pyproject.toml must be the one the venv was installed
+        # from, or the pod's `make install` would reinstall the shared venv from the clone.
+        head = subprocess.run(
+            ["git", "show", "HEAD:pyproject.toml"], cwd=REPO, capture_output=True, check=True
+        ).stdout
+        want = hashlib.sha256(head).hexdigest()
         if not stamp.is_file() or stamp.read_text().strip() != want:
             raise AssertionError(
-                f"{sys.prefix} was not installed by `make install` from this pyproject.toml: "
-                "run `make install` (or `make test`) first; a pod would reinstall it otherwise"
+                f"{sys.prefix} was not installed by `make install` from HEAD's pyproject.toml: "
+                "commit it and run `make install` (or `make test`) first; a pod would "
+                "reinstall it otherwise"
             )
         subprocess.run(["git", "clone", "-q", str(REPO), str(self.dir)], check=True)
         (self.dir / ".venv").symlink_to(Path(sys.prefix))
