@@ -58,7 +58,7 @@ def test_three_pods_share_a_sweep_through_a_kill(make_pod, rclone_server):
     retrains nothing durable. Then the summary from anywhere equals a single pod's, and the
     final checkpoints are byte-identical."""
     reference = make_pod("reference", {"RLPIPE_REMOTE": "TESTREMOTE:single"})
-    owners_file(reference, 25, 60)
+    owners_file(reference, 60, 90)
     reference.run(f"snakemake --profile runpod {SWEEP}")
 
     env = {"RLPIPE_REMOTE": "TESTREMOTE:state"}
@@ -66,7 +66,7 @@ def test_three_pods_share_a_sweep_through_a_kill(make_pod, rclone_server):
     pods, procs = {}, {}
     for i in (1, 2, 3):
         pods[i] = make_pod(f"shard{i}", env)
-        owners_file(pods[i], 25, 60)
+        owners_file(pods[i], 60, 90)
         procs[i] = pods[i].start(f"snakemake --profile runpod {SWEEP} --config shard={i}/3")
 
     assignment = state / ".rlpipe/shards.json"
@@ -86,7 +86,7 @@ def test_three_pods_share_a_sweep_through_a_kill(make_pod, rclone_server):
     assert owner.is_file(), "a killed pod leaves its owner record"
 
     impatient = make_pod("impatient", env)
-    owners_file(impatient, 25, 0)
+    owners_file(impatient, 60, 0)
     proc = impatient.start(f"snakemake --profile runpod {SWEEP} --config shard=2/3")
     rc, log = finish(impatient, proc)
     assert rc != 0 and "shard 2/3 is owned by a live pod" in log, log[-3000:]
@@ -99,7 +99,7 @@ def test_three_pods_share_a_sweep_through_a_kill(make_pod, rclone_server):
     assert all(f"{n} (shard 2/3)" in log for n in mine), log[-3000:]
 
     relaunched = make_pod("shard2-relaunched", env)
-    owners_file(relaunched, 25, 60)
+    owners_file(relaunched, 60, 90)
     log = relaunched.run(f"snakemake --profile runpod {SWEEP} --config shard=2/3")
     assert "waiting for its heartbeat to expire" in log
     assert not trained(log) & durable_before, "durable segments trained again"
