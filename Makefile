@@ -42,9 +42,15 @@ test-fast: install
 lint: install
 	$(BIN)/pytest tests/test_lint.py
 
+# CleanRL's ppo_atari_envpool.py is not on PyPI: the side-by-side bench reads it from a
+# checkout (RLPIPE_CLEANRL=PATH, e.g. a clone of vwxyzjn/cleanrl) and is skipped without one.
 bench: install
 	$(BIN)/python benchmarks/bench_ppo.py
 	$(BIN)/python benchmarks/bench_qlearn.py
+	$(BIN)/python benchmarks/bench_segments.py
+	$(BIN)/python benchmarks/bench_planning.py
+	@if [ -n "$$RLPIPE_CLEANRL" ]; then $(BIN)/python benchmarks/bench_vs_cleanrl.py; \
+	else echo "bench_vs_cleanrl: skipped (set RLPIPE_CLEANRL to a CleanRL checkout)"; fi
 
 clean:
 	rm -rf runs results logs .snakemake

@@ -121,7 +121,9 @@ def shard_assignment():
         remote = RcloneRemote(DURABLE.remote, retries=DURABLE.upload_retries)
         try:
             text = remote.cat(shards.ASSIGNMENT_REL)
-            stored = shards.Assignment.from_json(text, remote.path(shards.ASSIGNMENT_REL))
+            stored = shards.Assignment.from_json(
+                text, remote.path(shards.ASSIGNMENT_REL)
+            )
         except RemoteNotFound:
             pass
     assignment = shards.plan_assignment(config, RUNS, SHARD.count, stored, RUNS_DIR)
@@ -252,7 +254,8 @@ def telemetry_targets(runs=RUNS):
 
 def summary_targets():
     """The result tables and figures of the whole sweep; a shard builds none (they need
-    every shard's runs: build them with `snakemake --profile runpod results/summary.md`)."""
+    every shard's runs: build them with `snakemake --profile runpod results/summary.md`).
+    """
     if SHARD is not None:
         return []
     names = ["summary.csv", "summary.md", "curves.png", "aggregate.csv"]

@@ -59,10 +59,15 @@ elif DURABLE is not None and MAIN_RUN:
             atexit.register(OWNER.release)  # runs last: after the final upload
 
             def _lost(why):
-                print(f"rlpipe shards: error: {why}; stopping this run", file=sys.stderr)
+                print(
+                    f"rlpipe shards: error: {why}; stopping this run", file=sys.stderr
+                )
                 os.kill(os.getpid(), signal.SIGTERM)
 
             OWNER.start_heartbeat(_lost)
+            _t0 = (
+                time.monotonic()
+            )  # the restore's own time, after any wait for the owner
         if HOLDS_DIRECTORY:
             _restored = MIRROR.restore(_probe)
         else:
@@ -111,7 +116,10 @@ elif DURABLE is not None and MAIN_RUN:
         if not keys:
             return
         names = [shards.run_name(k) for k in keys]
-        where = [f"{n} (shard {SWEEP_SHARDS.runs.get(n, '?')}/{SWEEP_SHARDS.count})" for n in names]
+        where = [
+            f"{n} (shard {SWEEP_SHARDS.runs.get(n, '?')}/{SWEEP_SHARDS.count})"
+            for n in names
+        ]
         raise WorkflowError(
             f"this remote holds a sweep split into {SWEEP_SHARDS.count} shards and this run "
             f"has no shard, so it builds results only and trains nothing. Not finished yet "
