@@ -82,7 +82,7 @@ def test_status_from_remote_copies_only_telemetry(project, tmp_path_factory):
 def test_status_remote_failure_is_reported(project):
     proc = rlpipe("status", "--remote", "nosuchremote:runs", cwd=project)
     assert proc.returncode == 2
-    assert "rclone copy from nosuchremote:runs failed" in proc.stderr
+    assert proc.stderr.startswith("rlpipe status: error: ") and "nosuchremote" in proc.stderr
 
 
 def test_status_watch_redraws_until_ctrl_c(project):

@@ -47,7 +47,12 @@ def _parsed(path: Path) -> ast.Module:
 
 def source_hash(path: str | Path) -> str:
     """Hash of a Python file's code, ignoring comments, formatting and docstrings."""
-    tree = _strip_docstrings(ast.parse(Path(path).read_text(), filename=str(path)))
+    return _source_hash(Path(path).resolve())
+
+
+@cache  # once per file and process: every rule's closure shares most modules
+def _source_hash(path: Path) -> str:
+    tree = _strip_docstrings(ast.parse(path.read_text(), filename=str(path)))
     return hashlib.sha256(ast.dump(tree).encode()).hexdigest()[:HASH_CHARS]
 
 
@@ -60,7 +65,8 @@ def _module_file(name: str, src_root: Path) -> Path | None:
     return None
 
 
-def _imported_modules(path: Path, module: str | None) -> set[str]:
+@cache
+def _imported_modules(path: Path, module: str | None) -> frozenset[str]:
     """Absolute names of the rlpipe modules a file imports (anywhere in the file)."""
     names = set()
     package = module.rsplit(".", 1)[0] if module else None
@@ -82,7 +88,7 @@ def _imported_modules(path: Path, module: str | None) -> set[str]:
         elif isinstance(node, ast.Constant) and isinstance(node.value, str):
             if JOB_TARGET.fullmatch(node.value):  # a job handed to the worker by name
                 names.add(node.value.split(":", 1)[0])
-    return {n for n in names if n == PACKAGE or n.startswith(PACKAGE + ".")}
+    return frozenset(n for n in names if n == PACKAGE or n.startswith(PACKAGE + "."))
 
 
 def code_files(script: str | Path, src_root: str | Path) -> dict[str, Path]:
