@@ -16,7 +16,7 @@ from rlpipe import locks
 from rlpipe import plan as rlplan
 from rlpipe import shards
 from rlpipe import tracking as rltracking
-from rlpipe.provenance import code_version as _code_version
+from rlpipe import provenance
 from rlpipe.replays.fetch import fingerprint_or_stored
 from rlpipe.storage.rclone import RcloneRemote, RemoteError, RemoteNotFound
 from rlpipe.runs import ConfigError, expand_runs, fmt_step
@@ -64,6 +64,7 @@ except ConfigError as err:
 # Absolute: Snakemake has left the working directory when atexit hooks run.
 WORKDIR = Path.cwd()
 RUNS_DIR = WORKDIR / "runs"
+provenance.use_disk_cache(WORKDIR / ".snakemake" / "rlpipe-code-hashes.json")
 
 # The main process of a run a user started (not a job step, not the restore probe) owns the
 # directory if no other rlpipe run does: only then may it clear stale locks or restore files.
@@ -165,7 +166,7 @@ def companion_dirs(job):
 def code_version(script):
     """Param: content hash of a rule script and the rlpipe modules it runs (rerun trigger;
     Snakemake's mtime-based code trigger is off, see profiles/default)."""
-    return _code_version(
+    return provenance.code_version(
         Path(workflow.basedir) / "workflow" / "scripts" / script,
         Path(workflow.basedir) / "src",
     )

@@ -20,8 +20,9 @@ WILDCARDS = re.compile(r"^\s+wildcards: (.*)$")
 class Workdir:
     """A working directory with its own config/config.yaml, driven through snakemake."""
 
-    def __init__(self, path: Path, config: dict):
+    def __init__(self, path: Path, config: dict, snakefile: Path = REPO / "Snakefile"):
         self.path = Path(path)
+        self.snakefile = Path(snakefile)
         self.path.mkdir(parents=True, exist_ok=True)
         self.write_config(config)
 
@@ -33,7 +34,7 @@ class Workdir:
         return [
             SNAKEMAKE,
             "-s",
-            str(REPO / "Snakefile"),
+            str(self.snakefile),
             "--directory",
             str(self.path),
             "--cores",

@@ -10,13 +10,17 @@ it hands to the warm worker by name, ``"rlpipe.ppo:segment_job"``). A param chan
 Snakemake rerun reason, and ``snakemake -n`` shows which file's hash changed.
 
 Hashes are of the parsed code without comments, formatting or docstrings, so editing those
-reruns nothing; any other change reruns exactly the jobs whose code it touches.
+reruns nothing; any other change reruns exactly the jobs whose code it touches. Parsing every
+module is most of a dry run's own time, so hashes are kept across runs in a file
+(:func:`use_disk_cache`) keyed by each file's size and mtime: a changed or freshly cloned file
+is parsed again, an untouched one is not.
 """
 
 from __future__ import annotations
 
 import ast
 import hashlib
+import json
 import re
 from functools import cache
 from pathlib import Path
@@ -50,10 +54,55 @@ def source_hash(path: str | Path) -> str:
     return _source_hash(Path(path).resolve())
 
 
+class _DiskCache:
+    """{file: [size, mtime_ns, hash]} kept in a JSON file between processes."""
+
+    def __init__(self):
+        self.path: Path | None = None
+        self.entries: dict[str, list] = {}
+        self.dirty = False
+
+    def load(self, path: Path) -> None:
+        self.path = path
+        try:
+            self.entries = json.loads(path.read_text())
+        except (OSError, ValueError):
+            self.entries = {}
+
+    def get(self, file: Path, stat):
+        entry = self.entries.get(str(file))
+        return entry[2] if entry and entry[:2] == [stat.st_size, stat.st_mtime_ns] else None
+
+    def put(self, file: Path, stat, digest: str) -> None:
+        if self.path is not None:
+            self.entries[str(file)] = [stat.st_size, stat.st_mtime_ns, digest]
+            self.dirty = True
+
+    def save(self) -> None:
+        if self.path is not None and self.dirty:
+            from rlpipe import atomic
+
+            atomic.write_json(self.path, self.entries)
+            self.dirty = False
+
+
+_DISK = _DiskCache()
+
+
+def use_disk_cache(path: str | Path) -> None:
+    """Keep file hashes in ``path`` across processes (see the module docstring)."""
+    _DISK.load(Path(path))
+
+
 @cache  # once per file and process: every rule's closure shares most modules
 def _source_hash(path: Path) -> str:
-    tree = _strip_docstrings(ast.parse(path.read_text(), filename=str(path)))
-    return hashlib.sha256(ast.dump(tree).encode()).hexdigest()[:HASH_CHARS]
+    stat = path.stat()
+    digest = _DISK.get(path, stat)
+    if digest is None:
+        tree = _strip_docstrings(ast.parse(path.read_text(), filename=str(path)))
+        digest = hashlib.sha256(ast.dump(tree).encode()).hexdigest()[:HASH_CHARS]
+        _DISK.put(path, stat, digest)
+    return digest
 
 
 def _module_file(name: str, src_root: Path) -> Path | None:
@@ -68,6 +117,17 @@ def _module_file(name: str, src_root: Path) -> Path | None:
 @cache
 def _imported_modules(path: Path, module: str | None) -> frozenset[str]:
     """Absolute names of the rlpipe modules a file imports (anywhere in the file)."""
+    stat = path.stat()
+    key = path.with_name(f"{path.name}#imports-of-{module}")
+    known = _DISK.get(key, stat)
+    if known is not None:
+        return frozenset(known)
+    names = _scan_imports(path, module)
+    _DISK.put(key, stat, sorted(names))
+    return names
+
+
+def _scan_imports(path: Path, module: str | None) -> frozenset[str]:
     names = set()
     package = module.rsplit(".", 1)[0] if module else None
     if module and path.name == "__init__.py":
@@ -120,6 +180,8 @@ def code_files(script: str | Path, src_root: str | Path) -> dict[str, Path]:
 
 def code_version(script: str | Path, src_root: str | Path) -> dict[str, str]:
     """``{file: hash}`` of a rule script and the rlpipe modules it runs (a Snakemake param)."""
-    return {
+    version = {
         label: source_hash(path) for label, path in sorted(code_files(script, src_root).items())
     }
+    _DISK.save()
+    return version

@@ -1,0 +1,97 @@
+"""Code provenance by content (rlpipe.provenance): what reruns when code changes."""
+
+from __future__ import annotations
+
+import os
+import shutil
+
+import pytest
+
+from rlpipe import provenance
+
+from conftest import TINY_PPO
+from pipeline import REPO, Workdir
+
+CODE = "import os\n\n\ndef f(x):\n    '''Doc.'''\n    return x + 1  # note\n"
+
+
+def test_hash_ignores_comments_docstrings_and_formatting(tmp_path):
+    a, b, c = tmp_path / "a.py", tmp_path / "b.py", tmp_path / "c.py"
+    a.write_text(CODE)
+    b.write_text("import os\ndef f(x):\n    '''Other doc.'''\n    return (x + 1)\n")
+    c.write_text(CODE.replace("x + 1", "x + 2"))
+    assert provenance.source_hash(a) == provenance.source_hash(b)
+    assert provenance.source_hash(a) != provenance.source_hash(c)
+
+
+def test_a_rule_script_covers_the_modules_its_job_runs():
+    files = provenance.code_files(REPO / "workflow/scripts/train_segment.py", REPO / "src")
+    assert "rlpipe/ppo.py" in files  # handed to the warm worker by name
+    assert "rlpipe/worker.py" in files and "rlpipe/checkpoint.py" in files
+    assert not any(f.startswith("rlpipe/qlearn/") for f in files)
+
+
+def test_the_disk_cache_is_keyed_by_size_and_mtime(tmp_path, monkeypatch):
+    """A file whose size and mtime match its entry is not parsed again; any change is."""
+    monkeypatch.setattr(provenance, "_DISK", provenance._DiskCache())
+    provenance._source_hash.cache_clear()
+    src = tmp_path / "m.py"
+    src.write_text(CODE)
+    provenance.use_disk_cache(tmp_path / "cache.json")
+    real = provenance.source_hash(src)
+    st = src.stat()
+    provenance._DISK.entries[str(src.resolve())] = [st.st_size, st.st_mtime_ns, "planted"]
+    provenance._source_hash.cache_clear()
+    assert provenance.source_hash(src) == "planted"  # read from the cache, not parsed
+    os.utime(src, ns=(st.st_atime_ns, st.st_mtime_ns + 1000))
+    provenance._source_hash.cache_clear()
+    assert provenance.source_hash(src) == real  # a new mtime (a fresh clone): parsed again
+    provenance._source_hash.cache_clear()
+
+
+@pytest.mark.slow
+def test_a_library_edit_reruns_exactly_its_jobs_and_a_fresh_checkout_nothing(tmp_path):
+    """In a copy of the workflow: a code change to rlpipe/ppo.py plans the PPO segments (and
+    their evaluations and the summary), not Q-learning; a comment-only change and new mtimes
+    on every file (what a fresh clone has) plan nothing."""
+    repo = tmp_path / "repo"
+    repo.mkdir()
+    for name in ("Snakefile", "rules", "workflow", "src", "profiles", "config", "envs"):
+        copy = shutil.copytree if (REPO / name).is_dir() else shutil.copy2
+        copy(REPO / name, repo / name)
+    config = {
+        "experiments": {
+            "cp": {
+                "algo": "ppo",
+                "envs": ["CartPole-v1"],
+                "seeds": [1],
+                "total_steps": 512,
+                "checkpoint_every": 512,
+                "hparams": dict(TINY_PPO),
+            },
+            "ql": {
+                "algo": "qlearn",
+                "envs": ["CartPole-v1"],
+                "seeds": [1],
+                "total_steps": 2000,
+                "checkpoint_every": 2000,
+            },
+        },
+        "evaluation": {"episodes": 2, "max_episode_steps": 100},
+        "summary": {"bootstrap_samples": 100},
+    }
+    work = Workdir(tmp_path / "work", config, snakefile=repo / "Snakefile")
+    work.run()
+    assert "Nothing to be done" in work.run("-n").stdout
+
+    ppo = repo / "src/rlpipe/ppo.py"
+    ppo.write_text(ppo.read_text() + "\n# a comment only\n")
+    for path in repo.rglob("*"):
+        os.utime(path)  # every file newer than every output, as in a fresh clone
+    assert "Nothing to be done" in work.run("-n").stdout
+
+    ppo.write_text(ppo.read_text() + "\nPROVENANCE_TEST = 1\n")
+    out = work.run("-n").stdout
+    rules = sorted({r for r, _ in work.planned_jobs()})
+    assert rules == ["evaluate", "summarize", "train_segment"], out
+    assert "rlpipe/ppo.py" in out  # the reason names the file whose hash changed
