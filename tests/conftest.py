@@ -7,6 +7,7 @@ os.environ.setdefault("RLPIPE_WORKER_IDLE_S", "5")  # many workdirs: warm worker
 
 import numpy as np
 import pytest
+import yaml
 
 from pipeline import Workdir
 from rclone_fixtures import rclone_server  # noqa: F401
@@ -23,28 +24,12 @@ TINY_PPO = {
 
 def tiny_config() -> dict:
     """Two CartPole runs of three 512-step segments, plus one Atari (CNN) segment."""
-    return {
-        "experiments": {
-            "cp": {
-                "algo": "ppo",
-                "envs": ["CartPole-v1"],
-                "seeds": [1, 2],
-                "total_steps": 1536,
-                "checkpoint_every": 512,
-                "hparams": dict(TINY_PPO),
-            },
-            "pong": {
-                "algo": "ppo",
-                "envs": ["Pong-v5"],
-                "seeds": [1],
-                "total_steps": 256,
-                "checkpoint_every": 256,
-                "hparams": {**TINY_PPO, "num_steps": 32, "clip_coef": 0.1},
-            },
-        },
-        "evaluation": {"episodes": 2, "max_episode_steps": 300},
-        "summary": {"bootstrap_samples": 200},
-    }
+    return load_test_config("ppo")
+
+
+def load_test_config(name: str) -> dict:
+    """tests/configs/NAME.yaml, which a person can also run with --configfile."""
+    return yaml.safe_load((Path(__file__).parent / "configs" / f"{name}.yaml").read_text())
 
 
 def tiny_qtable():

@@ -17,7 +17,7 @@ from rlpipe import envspecs, hparams
 from rlpipe.runs import ConfigError, expand_runs, segment_steps
 
 from conftest import tiny_config
-from pipeline import REPO, Workdir
+from pipeline import REPO, SNAKEMAKE, Workdir
 
 SCHEMA = REPO / "workflow/schemas/config.schema.yaml"
 
@@ -157,3 +157,44 @@ def test_derived_checks_still_run_beside_unrelated_schema_problems():
         _validated(cfg)
     assert "hparams.gamma: got 3" in str(err.value)
     assert "hparams.num_minibatches: 3 does not divide the batch" in str(err.value)
+
+
+def test_config_readme_documents_every_schema_key():
+    """config/README.md names every key the schema accepts (leaf names, in backticks)."""
+    import re
+
+    schema = yaml.safe_load((REPO / "workflow/schemas/config.schema.yaml").read_text())
+    text = (REPO / "config/README.md").read_text()
+
+    def names(node):
+        if "$ref" in node:
+            node = schema["$defs"][node["$ref"].split("/")[-1]]
+        for key, sub in (node.get("properties") or {}).items():
+            yield key
+            yield from names(sub)
+        if isinstance(node.get("additionalProperties"), dict):
+            yield from names(node["additionalProperties"])
+
+    pattern = r"`([\w.<>]*\.)?{}(\.[\w.<>]*)?`"
+    missing = sorted({n for n in names(schema) if not re.search(pattern.format(n), text)})
+    assert not missing, f"config/README.md does not document: {missing}"
+
+
+@pytest.mark.parametrize("path", sorted((REPO / "tests/configs").glob("*.yaml")), ids=str)
+def test_every_test_config_is_valid_and_plans(path, tmp_path):
+    """tests/configs/*.yaml are configs a person can run: each validates and dry-runs."""
+    cmd = [
+        SNAKEMAKE,
+        "-s",
+        str(REPO / "Snakefile"),
+        "-d",
+        str(tmp_path),
+        "-n",
+        "--cores",
+        "1",
+        "--configfile",
+        str(path),
+    ]
+    proc = subprocess.run(cmd, capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "rlpipe plan:" in proc.stdout

@@ -5,37 +5,14 @@ from __future__ import annotations
 import pandas as pd
 import pytest
 
+from conftest import load_test_config
 from pipeline import Workdir
 
 pytestmark = pytest.mark.slow
 
-HP = {"num_envs": 8, "bins": {"CartPole-v1": [1, 6, 12, 12], "Acrobot-v1": 4}}
-
 
 def qlearn_config() -> dict:
-    return {
-        "experiments": {
-            "q": {
-                "algo": "qlearn",
-                "envs": ["CartPole-v1", "Acrobot-v1"],
-                "seeds": [1],
-                "total_steps": 4000,
-                "checkpoint_every": 2000,
-                "hparams": dict(HP, log_every_steps=1000),
-            },
-            "q-warm": {
-                "algo": "qlearn",
-                "envs": ["CartPole-v1"],
-                "seeds": [1],
-                "total_steps": 2000,
-                "checkpoint_every": 2000,
-                "init_from": "q",
-                "hparams": dict(HP),
-            },
-        },
-        "evaluation": {"episodes": 2, "max_episode_steps": 200},
-        "summary": {"bootstrap_samples": 100},
-    }
+    return load_test_config("qlearn")
 
 
 def test_qlearn_runs_warm_starts_and_is_deterministic(tmp_path):

@@ -10,41 +10,15 @@ import pytest
 from rlpipe.replays.format import write_episode
 from rlpipe.storage import manifest as mf
 
-from conftest import TINY_PPO, tiny_config
+from conftest import load_test_config
 from pipeline import Workdir
 
 pytestmark = pytest.mark.slow
 
 
 def loop_config(remote: str) -> dict:
-    config = tiny_config()
-    del config["experiments"]["pong"]
-    config["experiments"]["cp"].update(seeds=[1], total_steps=1024)
-    config["datasets"] = {
-        "expert": {
-            "remote": remote,
-            "include": ["*.npz"],
-            "record": {"experiment": "cp", "env": "CartPole-v1", "run_seed": 1, "episodes": 3},
-        }
-    }
-    config["experiments"]["bc"] = {
-        "algo": "bc",
-        "envs": ["CartPole-v1"],
-        "seeds": [1],
-        "total_steps": 100,
-        "checkpoint_every": 50,
-        "dataset": "expert",
-        "hparams": {"batch_size": 32, "log_every_steps": 25},
-    }
-    config["experiments"]["bc-ppo"] = {
-        "algo": "ppo",
-        "envs": ["CartPole-v1"],
-        "seeds": [1],
-        "total_steps": 512,
-        "checkpoint_every": 512,
-        "init_from": "bc",
-        "hparams": dict(TINY_PPO),
-    }
+    config = load_test_config("bc-chain")
+    config["datasets"]["expert"]["remote"] = remote
     return config
 
 
