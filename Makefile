@@ -49,8 +49,13 @@ bench: install
 	$(BIN)/python benchmarks/bench_qlearn.py
 	$(BIN)/python benchmarks/bench_segments.py
 	$(BIN)/python benchmarks/bench_planning.py
+	$(BIN)/python benchmarks/bench_plan_accuracy.py
 	@if [ -n "$$RLPIPE_CLEANRL" ]; then $(BIN)/python benchmarks/bench_vs_cleanrl.py; \
 	else echo "bench_vs_cleanrl: skipped (set RLPIPE_CLEANRL to a CleanRL checkout)"; fi
+
+# The demo under the tests' single-node SLURM cluster against the demo run locally (root, apt).
+bench-slurm: install
+	$(BIN)/python benchmarks/bench_slurm.py
 
 clean:
 	rm -rf runs results logs .snakemake
