@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.rlpipe-installed
 PROFILE_HOME := $(or $(XDG_CONFIG_HOME),$(HOME)/.config)/snakemake
 
-.PHONY: install run test test-fast lint bench clean
+.PHONY: install run test test-fast lint bench bench-slurm clean
 
 # The venv is (re)installed when pyproject.toml's *content* differs from the one it was
 # installed from (the stamp holds its sha256): a fresh clone's new mtimes alone change nothing.
