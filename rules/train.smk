@@ -3,12 +3,12 @@ rule train_segment:
     input:
         unpack(segment_inputs),
     output:
-        ckpt="runs/{exp}/{env}/seed{seed}/ckpt/step_{step}.pt",
-        telemetry="runs/{exp}/{env}/seed{seed}/telemetry/step_{step}.jsonl",
+        ckpt=layout.pattern("ckpt"),
+        telemetry=layout.pattern("telemetry"),
     log:
-        "logs/train_segment/{exp}/{env}/seed{seed}/step_{step}.log",
+        layout.log_pattern("train_segment"),
     benchmark:
-        "runs/{exp}/{env}/seed{seed}/benchmark/train_step_{step}.tsv"
+        layout.pattern("train_benchmark")
     wildcard_constraints:
         exp=experiments_of("ppo"),
     priority: longest_first
@@ -32,12 +32,12 @@ rule bc_segment:
     input:
         unpack(bc_inputs),
     output:
-        ckpt="runs/{exp}/{env}/seed{seed}/ckpt/step_{step}.pt",
-        telemetry="runs/{exp}/{env}/seed{seed}/telemetry/step_{step}.jsonl",
+        ckpt=layout.pattern("ckpt"),
+        telemetry=layout.pattern("telemetry"),
     log:
-        "logs/bc_segment/{exp}/{env}/seed{seed}/step_{step}.log",
+        layout.log_pattern("bc_segment"),
     benchmark:
-        "runs/{exp}/{env}/seed{seed}/benchmark/train_step_{step}.tsv"
+        layout.pattern("train_benchmark")
     wildcard_constraints:
         exp=experiments_of("bc"),
     priority: longest_first

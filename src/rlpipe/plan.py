@@ -28,8 +28,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
-from rlpipe import gpu_slots
-from rlpipe.runs import ConfigError, Run, expand_runs, fmt_step
+from rlpipe import gpu_slots, layout
+from rlpipe.runs import ConfigError, Run, expand_runs
 from rlpipe.status import last_record, text_table
 
 # Built-in guesses, for experiments with nothing measured yet. Throughput (env steps/s of one
@@ -44,10 +44,7 @@ MUJOCO_ENVS = set(
     "Ant HalfCheetah Hopper Humanoid HumanoidStandup InvertedDoublePendulum InvertedPendulum "
     "Pusher Reacher Swimmer Walker2d".split()
 )
-ARTIFACT = re.compile(
-    r"runs/(?P<exp>[^/\s]+)/(?P<env>[^/\s]+)/seed(?P<seed>\d+)/"
-    r"(?P<kind>ckpt|qtable|eval)/step_(?P<step>\d+)\."
-)
+JOB_KIND = {"ckpt": "train", "qtable": "train", "eval": "eval"}  # the files that name a job
 
 RunKey = tuple[str, str, int]
 
@@ -136,38 +133,41 @@ def remaining_jobs(runs: dict[RunKey, Run], runs_dir: str | os.PathLike) -> list
     one implies the earlier ones), and evaluations whose file is missing."""
     todo = []
     for key, run in sorted(runs.items()):
-        run_dir = Path(runs_dir, run.exp, run.env, f"seed{run.seed}")
         steps = run.steps
-        done = [i for i, s in enumerate(steps) if _segment_done(run_dir, s)]
+        done = [i for i, s in enumerate(steps) if _segment_done(runs_dir, run, s)]
         first = done[-1] + 1 if done else 0
         for i, end in enumerate(steps):
             start = steps[i - 1] if i else 0
             if i >= first:
                 todo.append(Job(*key, "train", start, end))
-            if not (run_dir / "eval" / f"step_{fmt_step(end)}.json").exists():
+            if not Path(_file(runs_dir, run, "eval", end)).exists():
                 todo.append(Job(*key, "eval", start, end))
     return todo
 
 
-def _segment_done(run_dir: Path, step: int) -> bool:
-    name = f"step_{fmt_step(step)}"
-    if (run_dir / "telemetry" / f"{name}.jsonl").exists():
-        return True
-    return any(next((run_dir / sub).glob(f"{name}.*"), None) for sub in ("ckpt", "qtable"))
+def _file(runs_dir, run: Run, kind: str, step: int) -> str:
+    return layout.path(kind, run.exp, run.env, run.seed, step, root=runs_dir)
+
+
+def _segment_done(runs_dir, run: Run, step: int) -> bool:
+    kinds = ("telemetry", "ckpt", "qtable")
+    return any(Path(_file(runs_dir, run, kind, step)).exists() for kind in kinds)
 
 
 def parse_jobs(text: str, runs: dict[RunKey, Run]) -> list[Job]:
     """Jobs named by their outputs in ``text`` (checkpoints and evaluation files)."""
     found = set()
-    for m in ARTIFACT.finditer(text):
-        key = (m["exp"], m["env"], int(m["seed"]))
+    for word in re.findall(r"[^\s,]+", text):
+        artifact = layout.parse(word)
+        if artifact is None or artifact.kind not in JOB_KIND:
+            continue
+        key = artifact[:3]
         if key not in runs:
-            raise ConfigError(f"{m[0]}: no run {key} in the config")
-        run, end = runs[key], int(m["step"])
+            raise ConfigError(f"{word}: no run {key} in the config")
+        run, end = runs[key], artifact.step
         if end not in run.steps:
-            raise ConfigError(f"{m[0]}: step {end} is not a segment boundary of this run")
-        kind = "eval" if m["kind"] == "eval" else "train"
-        found.add(Job(*key, kind, run.previous_step(end) or 0, end))
+            raise ConfigError(f"{word}: step {end} is not a segment boundary of this run")
+        found.add(Job(*key, JOB_KIND[artifact.kind], run.previous_step(end) or 0, end))
     return sorted(found)
 
 
@@ -186,19 +186,20 @@ def measured(runs_dir: str | os.PathLike, exp: str) -> dict[str, tuple[float, in
     """The experiment's measured job times: ``{"train": (s per env step, n), "eval": (s, n)}``
     from its ``benchmark:`` files (training steps read from their file names)."""
     per_step, evals = [], []
-    for path in Path(runs_dir, exp).glob("*/seed*/benchmark/*_step_*.tsv"):
-        seconds = _bench_seconds(path)
+    for path in Path(runs_dir, exp).glob("*/*/benchmark/*.tsv"):
+        bench = layout.parse(path)
+        seconds = _bench_seconds(path) if bench else None
         if seconds is None:
             continue
-        kind, step = path.stem.rsplit("_step_", 1)
-        if kind == "train":
-            run = path.parents[1]
-            steps = sorted(int(p.stem[5:]) for p in run.glob("telemetry/step_*.jsonl"))
-            end = int(step)
+        if bench.kind == "train_benchmark":
+            steps = [
+                a.step for a, _ in layout.of_kind(path.parents[1].glob("telemetry/*"), "telemetry")
+            ]
+            end = bench.step
             prev = max([s for s in steps if s < end], default=0)
             if end in steps and end > prev:
                 per_step.append(seconds / (end - prev))
-        elif kind == "eval":
+        elif bench.kind == "eval_benchmark":
             evals.append(seconds)
     out = {}
     if per_step:
@@ -211,7 +212,7 @@ def measured(runs_dir: str | os.PathLike, exp: str) -> dict[str, tuple[float, in
 def measured_sps(runs_dir: str | os.PathLike, exp: str) -> tuple[float, int] | None:
     """(median final charts/SPS, number of segments) over the experiment's finished telemetry."""
     values = []
-    for path in sorted(Path(runs_dir, exp).glob("*/seed*/telemetry/step_*.jsonl")):
+    for _, path in layout.of_kind(sorted(Path(runs_dir, exp).glob("*/*/telemetry/*")), "telemetry"):
         sps = (last_record(path) or {}).get("charts/SPS")
         if isinstance(sps, int | float) and sps > 0:
             values.append(float(sps))

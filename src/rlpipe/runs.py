@@ -8,17 +8,11 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from rlpipe import hparams as hp_defaults
-
-STEP_WIDTH = 10
-RUN_DIR = "runs/{exp}/{env}/seed{seed}"
+from rlpipe import layout
 
 
 class ConfigError(ValueError):
     """A config problem, worded for the user: names the key and what is wrong."""
-
-
-def fmt_step(step: int) -> str:
-    return f"{int(step):0{STEP_WIDTH}d}"
 
 
 @dataclass(frozen=True)
@@ -35,7 +29,11 @@ class Run:
 
     @property
     def dir(self) -> str:
-        return RUN_DIR.format(exp=self.exp, env=self.env, seed=self.seed)
+        return layout.run_dir(self.exp, self.env, self.seed)
+
+    def path(self, kind: str, step: int) -> str:
+        """The run's file of ``kind`` (a key of rlpipe.layout.FILES) at ``step``."""
+        return layout.path(kind, self.exp, self.env, self.seed, step)
 
     @property
     def steps(self) -> list[int]:
