@@ -9,6 +9,7 @@ from snakemake.settings.types import ExecMode
 sys.path.insert(0, str(Path(workflow.basedir) / "src"))
 
 from rlpipe import atomic
+from rlpipe.algos import ALGOS
 from rlpipe import config as rlconfig
 from rlpipe import durable
 from rlpipe import gpu_slots
@@ -173,9 +174,6 @@ def code_version(script):
     )
 
 
-CKPT_KIND = {"ppo": "ckpt", "bc": "ckpt", "qlearn": "qtable"}
-
-
 def experiments_of(*algos):
     """Regex matching the experiments of the given algorithms (a wildcard constraint)."""
     names = [e for e, spec in config["experiments"].items() if spec["algo"] in algos]
@@ -187,7 +185,7 @@ def run_of(wildcards):
 
 
 def ckpt_path(run, step):
-    return run.path(CKPT_KIND[run.algo], step)
+    return run.path(ALGOS[run.algo].ckpt_kind, step)
 
 
 def segment_inputs(wildcards):
@@ -302,7 +300,7 @@ def remote_state(wildcards):
     )
 
 
-TRAINING_RULES = {"train_segment", "bc_segment", "qlearn_segment"}
+TRAINING_RULES = {spec.rule for spec in ALGOS.values()}
 PLANNED_RULES = TRAINING_RULES | {"evaluate"}
 
 

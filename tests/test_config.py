@@ -14,6 +14,7 @@ import yaml
 
 from rlpipe import config as rlconfig
 from rlpipe import envspecs, hparams
+from rlpipe.algos import ALGOS
 from rlpipe.runs import ConfigError, expand_runs, segment_steps
 
 from conftest import tiny_config
@@ -56,7 +57,7 @@ def test_lr_anneal_steps_defaults_to_each_envs_budget():
     assert run.total_steps == 1536 and run.hparams["lr_anneal_steps"] == 1536
 
 
-@pytest.mark.parametrize("algo", sorted(hparams.PARAMS))
+@pytest.mark.parametrize("algo", sorted(ALGOS))
 def test_every_default_satisfies_its_own_schema(algo):
     fragment = hparams.schema(algo)
     assert list(fragment["properties"]) == list(hparams.defaults(algo))

@@ -29,13 +29,13 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from rlpipe import gpu_slots, layout
+from rlpipe.algos import ALGOS
 from rlpipe.runs import ConfigError, Run, expand_runs
 from rlpipe.status import last_record, text_table
 
-# Built-in guesses, for experiments with nothing measured yet. Throughput (env steps/s of one
-# job; for BC a step is a gradient step): Atari from CleanRL's published ppo_atari_envpool
-# figure (1 GPU, ~900-1,100 SPS); the others from the demo's CPU jobs on a 2-core VM.
-BUILTIN_SPS = {"ppo/atari": 1000.0, "ppo/classic": 2000.0, "qlearn": 90000.0, "bc": 500.0}
+# Built-in guesses, for experiments with nothing measured yet (env steps/s of one job; for BC
+# a step is a gradient step): each algorithm's, from rlpipe.algos.
+BUILTIN_SPS = {key: sps for spec in ALGOS.values() for key, sps in spec.default_sps.items()}
 DEFAULT_OVERHEAD_S = 5.0  # per training job: process start, imports, checkpoint load/save
 DEFAULT_EVAL_S = {"atari": 20.0, "classic": 4.0, "mujoco": 10.0}  # per evaluation job
 ENV_PRICE = "RLPIPE_USD_PER_GPU_HOUR"
