@@ -1,4 +1,4 @@
-rule train_segment:
+rule ppo_segment:
     """One PPO segment: continue from the previous checkpoint, write the next one."""
     input:
         unpack(segment_inputs),
@@ -6,7 +6,7 @@ rule train_segment:
         ckpt=layout.pattern("ckpt"),
         telemetry=layout.pattern("telemetry"),
     log:
-        layout.log_pattern("train_segment"),
+        layout.log_pattern("ppo_segment"),
     benchmark:
         layout.pattern("train_benchmark")
     wildcard_constraints:
@@ -20,11 +20,11 @@ rule train_segment:
         mem_mb=run_resource("mem_mb"),
         runtime=run_resource("runtime"),
     params:
-        code=code_version("train_segment.py"),
+        code=code_version("ppo_segment.py"),
         segment=segment_params,
         hparams=lambda wildcards: run_of(wildcards).hparams,
     script:
-        "../workflow/scripts/train_segment.py"
+        "../workflow/scripts/ppo_segment.py"
 
 
 rule bc_segment:

@@ -43,7 +43,7 @@ ALGOS: dict[str, AlgoSpec] = {
     "ppo": AlgoSpec(
         hparams=hparams.PPOParams,
         ckpt_kind="ckpt",
-        rule="train_segment",
+        rule="ppo_segment",
         job_module="rlpipe.ppo",
         job_function="segment_job",
         default_sps={"ppo/atari": 1000.0, "ppo/classic": 2000.0},
