@@ -225,7 +225,7 @@ def longest_first(wildcards):
 
 def run_resource(name):
     def get(wildcards):
-        return config["experiments"][wildcards.exp]["resources"][name]
+        return getattr(run_of(wildcards).resources, name)
 
     return get
 
@@ -268,16 +268,20 @@ def bc_inputs(wildcards):
     }
 
 
-def record_input(wildcards):
+def recorded_run(wildcards):
+    """The run whose final checkpoint a recorded dataset plays."""
     spec = config["datasets"][wildcards.dataset]["record"]
-    run = RUNS[(spec["experiment"], spec["env"], spec["run_seed"])]
+    return RUNS[(spec["experiment"], spec["env"], spec["run_seed"])]
+
+
+def record_input(wildcards):
+    run = recorded_run(wildcards)
     return ckpt_path(run, run.total_steps)
 
 
 def record_gpu(wildcards):
-    """Recording plays the policy of its source experiment: that experiment's GPU need."""
-    spec = config["datasets"][wildcards.dataset]["record"]
-    return config["experiments"][spec["experiment"]]["resources"]["gpu"]
+    """Recording plays the policy of its source run: that run's GPU need."""
+    return recorded_run(wildcards).resources.gpu
 
 
 def fetch_inputs(wildcards):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import dataclasses
 import json
 import os
 import subprocess
@@ -15,7 +16,7 @@ import yaml
 from rlpipe import config as rlconfig
 from rlpipe import envspecs, hparams
 from rlpipe.algos import ALGOS
-from rlpipe.runs import ConfigError, expand_runs, segment_steps
+from rlpipe.runs import ConfigError, Resources, expand_runs, segment_steps
 
 from conftest import tiny_config
 from pipeline import REPO, Workdir
@@ -47,6 +48,17 @@ def test_defaults_filled_and_runs_expanded():
     assert run.hparams["gamma"] == 0.99 and run.hparams["num_envs"] == 4
     assert runs[("pong", "Pong-v5", 1)].hparams["lr_anneal_steps"] == 100000  # as given
     assert segment_steps(10, 4) == [4, 8, 10]
+
+
+def test_runs_carry_their_resources_with_the_schema_defaults():
+    schema = yaml.safe_load(SCHEMA.read_text())
+    given = schema["$defs"]["experiment"]["properties"]["resources"]["properties"]
+    assert dataclasses.asdict(Resources()) == {key: p["default"] for key, p in given.items()}
+    config = tiny_config()
+    config["experiments"]["cp"]["resources"] = {"gpu": 1, "mem_mb": 500}
+    runs = _validated(config)
+    assert runs[("cp", "CartPole-v1", 2)].resources == Resources(gpu=1, mem_mb=500)
+    assert runs[("pong", "Pong-v5", 1)].resources == Resources()
 
 
 def test_lr_anneal_steps_defaults_to_each_envs_budget():

@@ -310,7 +310,6 @@ def estimate(
     """Job-hours, billed GPU-hours, wall time and cost of ``jobs`` under ``allocation``."""
     runs = expand_runs(config)
     seconds = Durations(config, runs_dir)
-    resources = {exp: spec.get("resources") or {} for exp, spec in config["experiments"].items()}
     chains: dict[RunKey, float] = {}  # serial training seconds per run
     evals: dict[str, list[float]] = {"cpu": [], "gpu": []}
     by_exp: dict[str, list[tuple[Job, float]]] = {}
@@ -320,11 +319,11 @@ def estimate(
         if job.kind == "train":
             chains[job.run] = chains.get(job.run, 0.0) + s
         else:
-            evals["gpu" if resources[job.exp].get("gpu", 0) else "cpu"].append(s)
+            evals["gpu" if runs[job.run].resources.gpu else "cpu"].append(s)
 
     experiments = []
     for exp, timed in sorted(by_exp.items()):
-        gpu = int(resources[exp].get("gpu", 0))
+        gpu = runs[timed[0][0].run].resources.gpu  # an experiment's runs share its resources
         job_s = sum(s for _, s in timed)
         gpu_h = job_s * gpu / allocation.jobs_per_gpu / 3600
         trained = [j for j, _ in timed if j.kind == "train"]
@@ -342,7 +341,7 @@ def estimate(
                 usd=None if usd_per_gpu_hour is None else gpu_h * usd_per_gpu_hour,
             )
         )
-    wall = _wall_seconds(_chains(chains, runs), evals, resources, allocation)
+    wall = _wall_seconds(_chains(chains, runs), evals, runs, allocation)
     gpu_total = sum(e.gpu_hours for e in experiments)
     return Plan(
         experiments=experiments,
@@ -355,14 +354,14 @@ def estimate(
     )
 
 
-def _wall_seconds(chains, evals, resources, allocation: Allocation) -> float:
+def _wall_seconds(chains, evals, runs: dict[RunKey, Run], allocation: Allocation) -> float:
     """Longest-first packing of run chains and evaluations onto the allocation's slots."""
     pools: dict[str, list[float]] = {"cpu": list(evals["cpu"]), "gpu": list(evals["gpu"])}
     threads = {"cpu": [1], "gpu": [1]}
     for key, s in chains.items():
-        pool = "gpu" if resources[key[0]].get("gpu", 0) else "cpu"
+        pool = "gpu" if runs[key].resources.gpu else "cpu"
         pools[pool].append(s)
-        threads[pool].append(int(resources[key[0]].get("threads", 1)))
+        threads[pool].append(runs[key].resources.threads)
     if allocation.executor == "slurm":  # one queue: `jobs` at once, GPUs are SLURM's concern
         return lpt_makespan(pools["cpu"] + pools["gpu"], allocation.cpu_slots)
     if not allocation.gpu_slots:  # no GPU slots: GPU jobs run on the CPU like the others

@@ -16,6 +16,16 @@ class ConfigError(ValueError):
 
 
 @dataclass(frozen=True)
+class Resources:
+    """What each job of a run holds (config ``resources``; defaults as the schema's)."""
+
+    threads: int = 1
+    gpu: int = 0
+    mem_mb: int = 2000
+    runtime: int = 60  # minutes
+
+
+@dataclass(frozen=True)
 class Run:
     exp: str
     env: str
@@ -26,6 +36,7 @@ class Run:
     hparams: dict = field(hash=False)
     init_from: str | None = None
     dataset: str | None = None
+    resources: Resources = Resources()
 
     @property
     def dir(self) -> str:
@@ -77,5 +88,6 @@ def expand_runs(config: dict) -> dict[tuple[str, str, int], Run]:
                     hparams=hparams,
                     init_from=spec.get("init_from"),
                     dataset=spec.get("dataset"),
+                    resources=Resources(**(spec.get("resources") or {})),
                 )
     return runs

@@ -110,7 +110,7 @@ def weights(config: dict, runs: dict[RunKey, Run], runs_dir: str | os.PathLike) 
     seconds = plan.Durations(config, runs_dir)
     out = {}
     for key, run in runs.items():
-        gpu = int((config["experiments"][run.exp].get("resources") or {}).get("gpu", 0))
+        gpu = run.resources.gpu
         total = 0.0
         for i, end in enumerate(run.steps):
             start = run.steps[i - 1] if i else 0
