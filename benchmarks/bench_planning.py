@@ -27,7 +27,7 @@ OUT = REPO / "benchmarks/out"
 SNAKEMAKE = str(Path(sys.executable).parent / "snakemake")
 sys.path.insert(0, str(REPO / "src"))
 
-from rlpipe.runs import expand_runs, fmt_step  # noqa: E402
+from rlpipe.runs import expand_runs  # noqa: E402
 
 STOCK = """
 RUNS = {runs!r}
@@ -75,10 +75,8 @@ def outputs(config: dict) -> list[str]:
     files = []
     for run in expand_runs(config).values():
         for step in run.steps:
-            s = fmt_step(step)
-            files += [f"{run.dir}/ckpt/step_{s}.pt", f"{run.dir}/telemetry/step_{s}.jsonl"]
-            files += [f"{run.dir}/eval/step_{s}.json", f"{run.dir}/benchmark/train_step_{s}.tsv"]
-            files += [f"{run.dir}/benchmark/eval_step_{s}.tsv"]
+            kinds = ("ckpt", "telemetry", "eval", "train_benchmark", "eval_benchmark")
+            files += [run.path(kind, step) for kind in kinds]
     files += [f"results/{n}" for n in ("summary.csv", "summary.md", "runs.csv", "curves.png")]
     files += [f"results/{n}" for n in ("aggregate.csv", "performance_profile.png")]
     return files + ["results/job_benchmarks.csv", "results/job_benchmarks.png"]

@@ -22,7 +22,8 @@ from pathlib import Path
 import yaml
 
 from rlpipe import hparams
-from rlpipe.ppo import Segment, train_segment
+from rlpipe.ppo import train_segment
+from rlpipe.segment import Segment
 
 from envpool_baseline import raw_envpool_sps
 

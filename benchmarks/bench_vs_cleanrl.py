@@ -48,7 +48,8 @@ HPARAMS = {  # CleanRL's defaults for ppo_atari_envpool.py
 RLPIPE_RUN = """
 import json, sys, tempfile
 from rlpipe import hparams
-from rlpipe.ppo import Segment, train_segment
+from rlpipe.ppo import train_segment
+from rlpipe.segment import Segment
 from rlpipe.telemetry import read_jsonl
 steps, seed, threads, hp = int(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3]), sys.argv[4]
 hp = hparams.resolve("ppo", {**json.loads(hp), "lr_anneal_steps": steps}, steps)

@@ -9,9 +9,11 @@ from snakemake.settings.types import ExecMode
 sys.path.insert(0, str(Path(workflow.basedir) / "src"))
 
 from rlpipe import atomic
+from rlpipe.algos import ALGOS
 from rlpipe import config as rlconfig
 from rlpipe import durable
 from rlpipe import gpu_slots
+from rlpipe import layout
 from rlpipe import locks
 from rlpipe import plan as rlplan
 from rlpipe import shards
@@ -19,7 +21,7 @@ from rlpipe import tracking as rltracking
 from rlpipe import provenance
 from rlpipe.replays.fetch import fingerprint_or_stored
 from rlpipe.storage.rclone import RcloneRemote, RemoteError, RemoteNotFound
-from rlpipe.runs import ConfigError, expand_runs, fmt_step
+from rlpipe.runs import ConfigError, expand_runs
 from rlpipe.smk import invocation, jobguard, probe, slurm
 from rlpipe.workflow_env import export_pythonpath
 
@@ -172,13 +174,6 @@ def code_version(script):
     )
 
 
-CKPT_PATTERN = {
-    "ppo": "runs/{exp}/{env}/seed{seed}/ckpt/step_{step}.pt",
-    "bc": "runs/{exp}/{env}/seed{seed}/ckpt/step_{step}.pt",
-    "qlearn": "runs/{exp}/{env}/seed{seed}/qtable/step_{step}.npz",
-}
-
-
 def experiments_of(*algos):
     """Regex matching the experiments of the given algorithms (a wildcard constraint)."""
     names = [e for e, spec in config["experiments"].items() if spec["algo"] in algos]
@@ -190,9 +185,7 @@ def run_of(wildcards):
 
 
 def ckpt_path(run, step):
-    return CKPT_PATTERN[run.algo].format(
-        exp=run.exp, env=run.env, seed=run.seed, step=fmt_step(step)
-    )
+    return run.path(ALGOS[run.algo].ckpt_kind, step)
 
 
 def segment_inputs(wildcards):
@@ -201,7 +194,7 @@ def segment_inputs(wildcards):
     step = int(wildcards.step)
     if step not in run.steps:
         raise WorkflowError(
-            f"{wildcards.exp}/{wildcards.env}/seed{wildcards.seed}: step {step} is not a "
+            f"{layout.run_name(run.exp, run.env, run.seed)}: step {step} is not a "
             f"segment boundary of this run ({run.steps[:3]}...)"
         )
     prev = run.previous_step(step)
@@ -232,25 +225,17 @@ def longest_first(wildcards):
 
 def run_resource(name):
     def get(wildcards):
-        return config["experiments"][wildcards.exp]["resources"][name]
+        return getattr(run_of(wildcards).resources, name)
 
     return get
 
 
 def eval_targets(runs=RUNS):
-    return [
-        f"{run.dir}/eval/step_{fmt_step(step)}.json"
-        for run in runs.values()
-        for step in run.steps
-    ]
+    return [run.path("eval", step) for run in runs.values() for step in run.steps]
 
 
 def telemetry_targets(runs=RUNS):
-    return [
-        f"{run.dir}/telemetry/step_{fmt_step(step)}.jsonl"
-        for run in runs.values()
-        for step in run.steps
-    ]
+    return [run.path("telemetry", step) for run in runs.values() for step in run.steps]
 
 
 def summary_targets():
@@ -266,9 +251,7 @@ def summary_targets():
 
 def train_benchmark_targets():
     return [
-        f"{run.dir}/benchmark/train_step_{fmt_step(step)}.tsv"
-        for run in RUNS.values()
-        for step in run.steps
+        run.path("train_benchmark", step) for run in RUNS.values() for step in run.steps
     ]
 
 
@@ -285,16 +268,20 @@ def bc_inputs(wildcards):
     }
 
 
-def record_input(wildcards):
+def recorded_run(wildcards):
+    """The run whose final checkpoint a recorded dataset plays."""
     spec = config["datasets"][wildcards.dataset]["record"]
-    run = RUNS[(spec["experiment"], spec["env"], spec["run_seed"])]
+    return RUNS[(spec["experiment"], spec["env"], spec["run_seed"])]
+
+
+def record_input(wildcards):
+    run = recorded_run(wildcards)
     return ckpt_path(run, run.total_steps)
 
 
 def record_gpu(wildcards):
-    """Recording plays the policy of its source experiment: that experiment's GPU need."""
-    spec = config["datasets"][wildcards.dataset]["record"]
-    return config["experiments"][spec["experiment"]]["resources"]["gpu"]
+    """Recording plays the policy of its source run: that run's GPU need."""
+    return recorded_run(wildcards).resources.gpu
 
 
 def fetch_inputs(wildcards):
@@ -317,7 +304,7 @@ def remote_state(wildcards):
     )
 
 
-TRAINING_RULES = {"train_segment", "bc_segment", "qlearn_segment"}
+TRAINING_RULES = {spec.rule for spec in ALGOS.values()}
 PLANNED_RULES = TRAINING_RULES | {"evaluate"}
 
 
@@ -348,27 +335,15 @@ def print_plan_block():
 # Tracking (rules/track.smk): TensorBoard event files and W&B runs, views of the telemetry.
 TRACKING = rltracking.Settings.from_config(config.get("tracking"))
 WANDB_HASHES = rltracking.config_hashes(config, RUNS) if TRACKING.wandb else {}
-TRACK_FILE = {
-    "tensorboard": "runs/{exp}/{env}/seed{seed}/tb/events.out.tfevents.{step}.rlpipe",
-    "wandb": "runs/{exp}/{env}/seed{seed}/wandb/step_{step}.json",
-}
+TRACK_KINDS = ("tensorboard", "wandb")  # rlpipe.layout kinds, one per tracker
 WANDB_SUMMARY = "results/wandb_summary.json"
-
-
-def track_path(kind, run, step):
-    return TRACK_FILE[kind].format(
-        exp=run.exp, env=run.env, seed=run.seed, step=fmt_step(step)
-    )
 
 
 def tracking_targets():
     """Every segment's event file / W&B receipt, as config `tracking` asks (default none)."""
-    kinds = [k for k in TRACK_FILE if getattr(TRACKING, k)]
+    kinds = [k for k in TRACK_KINDS if getattr(TRACKING, k)]
     targets = [
-        track_path(k, run, s)
-        for k in kinds
-        for run in SHARD_RUNS.values()
-        for s in run.steps
+        run.path(k, s) for k in kinds for run in SHARD_RUNS.values() for s in run.steps
     ]
     return targets + ([WANDB_SUMMARY] if TRACKING.wandb and SHARD is None else [])
 
@@ -383,11 +358,11 @@ def track_inputs(kind):
         if step not in run.steps:
             raise WorkflowError(f"{run.dir}: step {step} is not a segment boundary")
         files = {
-            "telemetry": f"{run.dir}/telemetry/step_{fmt_step(step)}.jsonl",
-            "eval": f"{run.dir}/eval/step_{fmt_step(step)}.json",
+            "telemetry": run.path("telemetry", step),
+            "eval": run.path("eval", step),
         }
         prev = run.previous_step(step)
-        return files | ({"prev": track_path(kind, run, prev)} if prev else {})
+        return files | ({"prev": run.path(kind, prev)} if prev else {})
 
     return inputs
 
@@ -406,7 +381,7 @@ def wandb_params(wildcards):
     return {
         "settings": settings,
         "id": rltracking.wandb_run_id(run, digest),
-        "name": f"{run.exp}/{run.env}/seed{run.seed}",
+        "name": layout.run_name(run.exp, run.env, run.seed),
         "group": run.exp,
         "config": rltracking.wandb_run_config(run, config, digest),
     }

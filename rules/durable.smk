@@ -26,7 +26,7 @@ elif DURABLE is not None and MAIN_RUN:
             durable.RunFiles(
                 steps=list(run.steps),
                 ckpts=[ckpt_path(run, s) for s in run.steps],
-                evals=[f"{run.dir}/eval/step_{fmt_step(s)}.json" for s in run.steps],
+                evals=[run.path("eval", s) for s in run.steps],
                 pinned={
                     ckpt_path(run, s) for s in run.steps if every and s % every == 0
                 },

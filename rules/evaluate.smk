@@ -3,11 +3,11 @@ rule evaluate:
     input:
         ckpt=eval_input,
     output:
-        "runs/{exp}/{env}/seed{seed}/eval/step_{step}.json",
+        layout.pattern("eval"),
     log:
-        "logs/evaluate/{exp}/{env}/seed{seed}/step_{step}.log",
+        layout.log_pattern("evaluate"),
     benchmark:
-        "runs/{exp}/{env}/seed{seed}/benchmark/eval_step_{step}.tsv"
+        layout.pattern("eval_benchmark")
     conda:
         "../envs/rlpipe.yaml"
     threads: 1

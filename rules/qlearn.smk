@@ -3,12 +3,12 @@ rule qlearn_segment:
     input:
         unpack(segment_inputs),
     output:
-        qtable="runs/{exp}/{env}/seed{seed}/qtable/step_{step}.npz",
-        telemetry="runs/{exp}/{env}/seed{seed}/telemetry/step_{step}.jsonl",
+        qtable=layout.pattern("qtable"),
+        telemetry=layout.pattern("telemetry"),
     log:
-        "logs/qlearn_segment/{exp}/{env}/seed{seed}/step_{step}.log",
+        layout.log_pattern("qlearn_segment"),
     benchmark:
-        "runs/{exp}/{env}/seed{seed}/benchmark/train_step_{step}.tsv"
+        layout.pattern("train_benchmark")
     wildcard_constraints:
         exp=experiments_of("qlearn"),
     priority: longest_first

@@ -9,11 +9,11 @@ rule tensorboard_segment:
     input:
         unpack(track_inputs("tensorboard")),
     output:
-        "runs/{exp}/{env}/seed{seed}/tb/events.out.tfevents.{step}.rlpipe",
+        layout.pattern("tensorboard"),
     log:
-        "logs/tensorboard_segment/{exp}/{env}/seed{seed}/step_{step}.log",
+        layout.log_pattern("tensorboard_segment"),
     benchmark:
-        "runs/{exp}/{env}/seed{seed}/benchmark/tensorboard_step_{step}.tsv"
+        layout.pattern("tensorboard_benchmark")
     conda:
         "../envs/tracking.yaml"
     threads: 1
@@ -29,11 +29,11 @@ rule wandb_segment:
     input:
         unpack(track_inputs("wandb")),
     output:
-        "runs/{exp}/{env}/seed{seed}/wandb/step_{step}.json",
+        layout.pattern("wandb"),
     log:
-        "logs/wandb_segment/{exp}/{env}/seed{seed}/step_{step}.log",
+        layout.log_pattern("wandb_segment"),
     benchmark:
-        "runs/{exp}/{env}/seed{seed}/benchmark/wandb_step_{step}.tsv"
+        layout.pattern("wandb_benchmark")
     conda:
         "../envs/tracking.yaml"
     threads: 1

@@ -1,14 +1,14 @@
-rule train_segment:
+rule ppo_segment:
     """One PPO segment: continue from the previous checkpoint, write the next one."""
     input:
         unpack(segment_inputs),
     output:
-        ckpt="runs/{exp}/{env}/seed{seed}/ckpt/step_{step}.pt",
-        telemetry="runs/{exp}/{env}/seed{seed}/telemetry/step_{step}.jsonl",
+        ckpt=layout.pattern("ckpt"),
+        telemetry=layout.pattern("telemetry"),
     log:
-        "logs/train_segment/{exp}/{env}/seed{seed}/step_{step}.log",
+        layout.log_pattern("ppo_segment"),
     benchmark:
-        "runs/{exp}/{env}/seed{seed}/benchmark/train_step_{step}.tsv"
+        layout.pattern("train_benchmark")
     wildcard_constraints:
         exp=experiments_of("ppo"),
     priority: longest_first
@@ -20,11 +20,11 @@ rule train_segment:
         mem_mb=run_resource("mem_mb"),
         runtime=run_resource("runtime"),
     params:
-        code=code_version("train_segment.py"),
+        code=code_version("ppo_segment.py"),
         segment=segment_params,
         hparams=lambda wildcards: run_of(wildcards).hparams,
     script:
-        "../workflow/scripts/train_segment.py"
+        "../workflow/scripts/ppo_segment.py"
 
 
 rule bc_segment:
@@ -32,12 +32,12 @@ rule bc_segment:
     input:
         unpack(bc_inputs),
     output:
-        ckpt="runs/{exp}/{env}/seed{seed}/ckpt/step_{step}.pt",
-        telemetry="runs/{exp}/{env}/seed{seed}/telemetry/step_{step}.jsonl",
+        ckpt=layout.pattern("ckpt"),
+        telemetry=layout.pattern("telemetry"),
     log:
-        "logs/bc_segment/{exp}/{env}/seed{seed}/step_{step}.log",
+        layout.log_pattern("bc_segment"),
     benchmark:
-        "runs/{exp}/{env}/seed{seed}/benchmark/train_step_{step}.tsv"
+        layout.pattern("train_benchmark")
     wildcard_constraints:
         exp=experiments_of("bc"),
     priority: longest_first

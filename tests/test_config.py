@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import dataclasses
 import json
 import os
 import subprocess
@@ -14,7 +15,8 @@ import yaml
 
 from rlpipe import config as rlconfig
 from rlpipe import envspecs, hparams
-from rlpipe.runs import ConfigError, expand_runs, segment_steps
+from rlpipe.algos import ALGOS
+from rlpipe.runs import ConfigError, Resources, expand_runs, segment_steps
 
 from conftest import tiny_config
 from pipeline import REPO, SNAKEMAKE, Workdir
@@ -48,6 +50,17 @@ def test_defaults_filled_and_runs_expanded():
     assert segment_steps(10, 4) == [4, 8, 10]
 
 
+def test_runs_carry_their_resources_with_the_schema_defaults():
+    schema = yaml.safe_load(SCHEMA.read_text())
+    given = schema["$defs"]["experiment"]["properties"]["resources"]["properties"]
+    assert dataclasses.asdict(Resources()) == {key: p["default"] for key, p in given.items()}
+    config = tiny_config()
+    config["experiments"]["cp"]["resources"] = {"gpu": 1, "mem_mb": 500}
+    runs = _validated(config)
+    assert runs[("cp", "CartPole-v1", 2)].resources == Resources(gpu=1, mem_mb=500)
+    assert runs[("pong", "Pong-v5", 1)].resources == Resources()
+
+
 def test_lr_anneal_steps_defaults_to_each_envs_budget():
     cfg = tiny_config()
     cfg["experiments"]["cp"]["hparams"].pop("lr_anneal_steps")
@@ -56,7 +69,7 @@ def test_lr_anneal_steps_defaults_to_each_envs_budget():
     assert run.total_steps == 1536 and run.hparams["lr_anneal_steps"] == 1536
 
 
-@pytest.mark.parametrize("algo", sorted(hparams.PARAMS))
+@pytest.mark.parametrize("algo", sorted(ALGOS))
 def test_every_default_satisfies_its_own_schema(algo):
     fragment = hparams.schema(algo)
     assert list(fragment["properties"]) == list(hparams.defaults(algo))

@@ -240,5 +240,5 @@ def test_snakemake_refuses_before_any_job(case, dry_runs):
     assert "invalid config" in out and "WorkflowError" in out
     for path in paths:
         assert f"  - {path}: " in out, out
-    assert "Building DAG" not in out and "rule train_segment" not in out
+    assert "Building DAG" not in out and "rule ppo_segment" not in out
     assert not (work.path / "runs").exists()

@@ -328,7 +328,7 @@ def test_pipeline_names_the_damaged_file_and_recovers(finished, tmp_path, artifa
 
 
 OUTPUT_DIRS = {
-    "train_segment": ("ckpt", "telemetry"),
+    "ppo_segment": ("ckpt", "telemetry"),
     "bc_segment": ("ckpt", "telemetry"),
     "qlearn_segment": ("qtable", "telemetry"),
     "evaluate": ("eval",),

@@ -35,6 +35,6 @@ def test_disk_guard_refuses_segment(tmp_path):
     work = Workdir(tmp_path / "work", config)
     proc = work.run(f"{RUN.format(seed=1)}/ckpt/step_0000000512.pt", check=False)
     assert proc.returncode != 0
-    log = next((work.path / "logs/train_segment").rglob("*.log")).read_text()
+    log = next((work.path / "logs/ppo_segment").rglob("*.log")).read_text()
     assert "disk guard: only" in log and "durable.min_free_disk_mb" in log
     assert not list(work.path.rglob("*.pt"))

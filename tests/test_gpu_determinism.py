@@ -18,7 +18,8 @@ pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA G
 
 SEGMENT = """
 import sys
-from rlpipe.ppo import Segment, train_segment
+from rlpipe.ppo import train_segment
+from rlpipe.segment import Segment
 hp = {"num_envs": 8, "num_steps": 64, "num_minibatches": 2, "update_epochs": 2,
       "lr_anneal_steps": 100000}
 from rlpipe.hparams import resolve

@@ -28,7 +28,7 @@ def test_full_run_outputs_and_staleness(tiny):
     assert (summary["env_steps"] == [1536, 256]).all()
     assert (tiny.path / "results/curves.png").stat().st_size > 1000
     assert "CartPole-v1" in (tiny.path / "results/summary.md").read_text()
-    for rule in ("train_segment", "evaluate", "summarize"):
+    for rule in ("ppo_segment", "evaluate", "summarize"):
         assert list((tiny.path / "logs" / rule).rglob("*.log")), f"no log for {rule}"
     assert list((tiny.path / "runs").rglob("benchmark/train_step_*.tsv"))
 
@@ -58,7 +58,7 @@ def test_full_run_outputs_and_staleness(tiny):
     tiny.write_config(config)
     jobs = tiny.planned_jobs()
     assert {w.get("exp") for r, w in jobs if r != "summarize"} == {"pong"}
-    assert _rules(jobs) == ["evaluate", "summarize", "train_segment"]
+    assert _rules(jobs) == ["evaluate", "ppo_segment", "summarize"]
 
     # Evaluation settings: only evaluations and the summary.
     config = tiny_config()
@@ -73,7 +73,7 @@ def test_full_run_outputs_and_staleness(tiny):
     config["experiments"]["cp"]["total_steps"] = 2048
     tiny.write_config(config)
     jobs = tiny.planned_jobs()
-    trained = sorted((w["seed"], w["step"]) for r, w in jobs if r == "train_segment")
+    trained = sorted((w["seed"], w["step"]) for r, w in jobs if r == "ppo_segment")
     assert trained == [("1", "0000002048"), ("2", "0000002048")]
 
 

@@ -155,13 +155,13 @@ def test_later_checkpoint_marks_earlier_segments_done(tmp_path):
 def test_parse_jobs_from_dry_run_text():
     runs = expand_runs(make_config())
     text = """
-rule train_segment:
+rule ppo_segment:
     input: runs/a/Pong-v5/seed2/ckpt/step_0000000500.pt
     output: runs/a/Pong-v5/seed2/ckpt/step_0000001000.pt,
         runs/a/Pong-v5/seed2/telemetry/step_0000001000.jsonl
 rule evaluate:
     output: runs/b/CartPole-v1/seed1/eval/step_0000000100.json
-rule train_segment:
+rule ppo_segment:
     output: runs/b/CartPole-v1/seed1/ckpt/step_0000000100.pt
 """
     got = plan.parse_jobs(text, runs)

@@ -25,7 +25,7 @@ from services.rclone_server import RcloneWebdavServer
 
 pytestmark = pytest.mark.slow
 
-TRAINING_RULES = ("train_segment", "qlearn_segment", "bc_segment")
+TRAINING_RULES = ("ppo_segment", "qlearn_segment", "bc_segment")
 DETERMINISTIC = ["exp", "env", "algo", "seeds", "final_return_mean", "ci95_low", "ci95_high"]
 DETERMINISTIC += ["iqm", "env_steps"]
 
@@ -276,7 +276,7 @@ def test_killing_only_snakemake_leaves_no_orphan_writer(make_pod, tmp_path, rclo
     proc = pod.start()
     run_dir = pod.dir / "runs/cp/CartPole-v1/seed1"
     wait_until(lambda: live_lines(run_dir, 65536) >= 1, 300, proc, "segment 2")
-    jobs = _session_pids(proc, "train_segment.py")
+    jobs = _session_pids(proc, "ppo_segment.py")
     (main,) = _session_pids(proc, "bin/snakemake --profile runpod")  # bash exec'd it
     assert jobs
     subprocess.run(["kill", "-9", str(main)], check=True)

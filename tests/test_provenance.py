@@ -25,7 +25,7 @@ def test_hash_ignores_comments_docstrings_and_formatting(tmp_path):
 
 
 def test_a_rule_script_covers_the_modules_its_job_runs():
-    files = provenance.code_files(REPO / "workflow/scripts/train_segment.py", REPO / "src")
+    files = provenance.code_files(REPO / "workflow/scripts/ppo_segment.py", REPO / "src")
     assert "rlpipe/ppo.py" in files  # handed to the warm worker by name
     assert "rlpipe/worker.py" in files and "rlpipe/checkpoint.py" in files
     assert not any(f.startswith("rlpipe/qlearn/") for f in files)
@@ -93,5 +93,5 @@ def test_a_library_edit_reruns_exactly_its_jobs_and_a_fresh_checkout_nothing(tmp
     ppo.write_text(ppo.read_text() + "\nPROVENANCE_TEST = 1\n")
     out = work.run("-n").stdout
     rules = sorted({r for r, _ in work.planned_jobs()})
-    assert rules == ["evaluate", "summarize", "train_segment"], out
+    assert rules == ["evaluate", "ppo_segment", "summarize"], out
     assert "rlpipe/ppo.py" in out  # the reason names the file whose hash changed

@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 from rlpipe import hparams
+from rlpipe.algos import ALGOS
 from rlpipe.qlearn.indexer import StateIndexer, build_indexer
 
 CARTPOLE_LOW = np.array([-4.8, -np.inf, -0.42, -np.inf], np.float32)
@@ -71,6 +72,6 @@ def test_bad_indexer_kind():
 def test_qlearn_defaults_resolve():
     resolved = hparams.resolve("qlearn", {"num_envs": 4, "indexer": "adaptive"}, 1000)
     assert resolved["num_envs"] == 4 and resolved["indexer"] == "adaptive"
-    assert hparams.steps_per_update("qlearn", resolved) == 4
+    assert ALGOS["qlearn"].steps_per_update(resolved) == 4
     with pytest.raises(KeyError, match="unknown qlearn hparams"):
         hparams.resolve("qlearn", {"alpha": 0.1}, 1000)

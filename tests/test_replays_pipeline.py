@@ -108,7 +108,7 @@ def test_behaviour_cloning_is_byte_identical_across_processes(tmp_path):
     files = [mf.file_entry(data, rel) for rel in mf.dataset_files(data)]
     mf.write(data / mf.MANIFEST_NAME, mf.build("expert", str(data), files, None))
     code = (
-        "import sys; from rlpipe.bc import train_segment; from rlpipe.ppo import Segment; "
+        "import sys; from rlpipe.bc import train_segment; from rlpipe.segment import Segment; "
         "train_segment(Segment('CartPole-v1', 1, 0, 20), {'batch_size': 8, 'learning_rate': "
         f"1e-3, 'log_every_steps': 10}}, {str(tmp_path / 'data')!r}, sys.argv[1], sys.argv[2])"
     )

@@ -17,7 +17,7 @@ pytestmark = pytest.mark.slow
 
 CONFIG = "--configfile tests/configs/sweep.yaml"
 SWEEP = f"{CONFIG} owners.yaml"  # a pod's extra config file: owner timeouts
-TRAINING_RULES = ("train_segment", "qlearn_segment", "bc_segment")
+TRAINING_RULES = ("ppo_segment", "qlearn_segment", "bc_segment")
 DETERMINISTIC = ["exp", "env", "algo", "seeds", "final_return_mean", "ci95_low", "ci95_high"]
 
 

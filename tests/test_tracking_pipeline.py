@@ -43,14 +43,14 @@ def _telemetry(work: Workdir) -> list[dict]:
 
 
 def _train_job_pids(work: Workdir) -> list[int]:
-    """PIDs of this workdir's running train_segment scripts (not Snakemake itself)."""
+    """PIDs of this workdir's running ppo_segment scripts (not Snakemake itself)."""
     pids = []
     for proc in Path("/proc").iterdir():
         try:
             cmdline = (proc / "cmdline").read_bytes().decode(errors="replace")
         except OSError:
             continue
-        if proc.name.isdigit() and "train_segment.py" in cmdline and str(work.path) in cmdline:
+        if proc.name.isdigit() and "ppo_segment.py" in cmdline and str(work.path) in cmdline:
             pids.append(int(proc.name))
     return pids
 
@@ -192,6 +192,6 @@ def test_tracking_off_imports_no_tracker_and_toggling_it_trains_nothing(tmp_path
     assert steps == {"tensorboard_segment": ["0000002048"], "wandb_segment": ["0000002048"]}
     assert sorted(rule for rule, _ in jobs if rule not in TRACKING_RULES) == [
         "evaluate",
+        "ppo_segment",
         "summarize",
-        "train_segment",
     ]

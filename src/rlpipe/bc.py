@@ -21,9 +21,9 @@ from rlpipe.device import torch_device
 from rlpipe.envs import is_image_env
 from rlpipe.gpu_slots import placement
 from rlpipe.integrity import damaged
-from rlpipe.ppo import Segment
 from rlpipe.replays.format import read_episode
 from rlpipe.seeding import derive_seed
+from rlpipe.segment import Segment
 from rlpipe.storage import manifest as mf
 from rlpipe.telemetry import TelemetryWriter
 from rlpipe.watchdog import Watchdog

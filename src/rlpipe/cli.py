@@ -13,7 +13,7 @@ import time
 from pathlib import Path
 
 from rlpipe import config as rlconfig
-from rlpipe import gpu_slots, plan, shards, status
+from rlpipe import gpu_slots, layout, plan, shards, status
 from rlpipe.runs import ConfigError, expand_runs
 
 REPO = Path(__file__).resolve().parents[2]
@@ -72,7 +72,9 @@ def shard_view(remote: str, sweep: shards.Assignment, config: dict | None, runs_
     owners = shards.read_owners(RcloneRemote(remote, retries=1), sweep.count)
     durable_segments = {
         shards.run_name(key): len(
-            list(Path(runs_dir, *key[:2], f"seed{key[2]}").glob("telemetry/step_*.jsonl"))
+            layout.of_kind(
+                Path(layout.run_dir(*key, root=runs_dir)).glob("telemetry/*"), "telemetry"
+            )
         )
         for key in status.discover(runs_dir)
     }

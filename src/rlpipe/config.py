@@ -19,6 +19,7 @@ import jsonschema
 import yaml
 
 from rlpipe import config_checks, hparams
+from rlpipe.algos import ALGOS
 from rlpipe.config_checks import Problem
 from rlpipe.runs import ConfigError
 
@@ -56,7 +57,7 @@ def load_schema(schema_path: str | Path) -> dict:
             "if": {"properties": {"algo": {"const": algo}}, "required": ["algo"]},
             "then": {"properties": {"hparams": hparams.schema(algo)}},
         }
-        for algo in hparams.PARAMS
+        for algo in ALGOS
     ]
     return schema
 

@@ -10,9 +10,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from rlpipe import envspecs, hparams
+from rlpipe.algos import ALGOS
 from rlpipe.runs import budgets
 
-WARM_STARTS = {"ppo": {"ppo", "bc"}, "qlearn": {"qlearn"}, "bc": set()}  # algo <- init_from algos
 CNN_INPUT = (84, 84)  # the Nature CNN's frame size (rlpipe.agents)
 
 
@@ -108,9 +108,9 @@ class _Checker:
         def usable(*keys: str) -> bool:  # checks skip values the schema found wrong
             return self.ok(*(f"{hp_path}.{key}" for key in keys))
 
-        per_update = {"ppo": ("num_envs", "num_steps"), "qlearn": ("num_envs",), "bc": ()}[algo]
+        per_update = ALGOS[algo].update_keys
         if usable(*per_update):
-            unit = hparams.steps_per_update(algo, hp)
+            unit = ALGOS[algo].steps_per_update(hp)
             for path, value in {**totals, **segment}.items():
                 if value % unit:
                     self.add(
@@ -148,8 +148,9 @@ class _Checker:
         dataset = spec.get("dataset")
         if not self.ok(f"{where}.dataset"):
             return
-        if (spec["algo"] == "bc") != (dataset is not None):
-            expected = "the name of a dataset" if spec["algo"] == "bc" else "no dataset"
+        needs = ALGOS[spec["algo"]].needs_dataset
+        if needs != (dataset is not None):
+            expected = "the name of a dataset" if needs else "no dataset"
             self.add(
                 f"{where}.dataset",
                 f"got {dataset!r} for algo {spec['algo']}; expected {expected} "
@@ -190,8 +191,8 @@ class _Checker:
         source = self.experiments[source_name]
         algo = spec["algo"]
         source_where = f"experiments.{source_name}"
-        if self.ok(f"{source_where}.algo") and source["algo"] not in WARM_STARTS[algo]:
-            allowed = " or ".join(sorted(WARM_STARTS[algo]))
+        if self.ok(f"{source_where}.algo") and source["algo"] not in ALGOS[algo].warm_starts_from:
+            allowed = " or ".join(sorted(ALGOS[algo].warm_starts_from))
             self.add(
                 path,
                 f"{source_name!r} is a {source['algo']} experiment; expected "

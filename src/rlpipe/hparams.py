@@ -157,16 +157,19 @@ class BCParams:
     log_every_steps: int = param(100, "gradient steps between telemetry lines", COUNT)
 
 
-PARAMS = {"ppo": PPOParams, "qlearn": QLearnParams, "bc": BCParams}
+def _params(algo: str) -> type:
+    from rlpipe.algos import ALGOS  # the registry names the dataclasses above
+
+    return ALGOS[algo].hparams
 
 
 def defaults(algo: str) -> dict:
     """The default hyper-parameters of ``algo``, in field order."""
-    return dataclasses.asdict(PARAMS[algo]())
+    return dataclasses.asdict(_params(algo)())
 
 
 def fields(algo: str) -> dict[str, dataclasses.Field]:
-    return {f.name: f for f in dataclasses.fields(PARAMS[algo])}
+    return {f.name: f for f in dataclasses.fields(_params(algo))}
 
 
 def schema(algo: str) -> dict:
@@ -194,12 +197,3 @@ def resolve(algo: str, overrides: dict | None, total_steps: int) -> dict:
     if "lr_anneal_steps" in base and base["lr_anneal_steps"] is None:
         base["lr_anneal_steps"] = total_steps
     return base
-
-
-def steps_per_update(algo: str, hp: dict) -> int:
-    """Environment steps one algorithm iteration consumes; segments must be a multiple."""
-    if algo == "ppo":
-        return hp["num_envs"] * hp["num_steps"]
-    if algo == "bc":
-        return 1  # a BC step is one gradient update
-    return hp.get("num_envs", 1)

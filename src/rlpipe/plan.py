@@ -28,14 +28,14 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
-from rlpipe import gpu_slots
-from rlpipe.runs import ConfigError, Run, expand_runs, fmt_step
+from rlpipe import gpu_slots, layout
+from rlpipe.algos import ALGOS
+from rlpipe.runs import ConfigError, Run, expand_runs
 from rlpipe.status import last_record, text_table
 
-# Built-in guesses, for experiments with nothing measured yet. Throughput (env steps/s of one
-# job; for BC a step is a gradient step): Atari from CleanRL's published ppo_atari_envpool
-# figure (1 GPU, ~900-1,100 SPS); the others from the demo's CPU jobs on a 2-core VM.
-BUILTIN_SPS = {"ppo/atari": 1000.0, "ppo/classic": 2000.0, "qlearn": 90000.0, "bc": 500.0}
+# Built-in guesses, for experiments with nothing measured yet (env steps/s of one job; for BC
+# a step is a gradient step): each algorithm's, from rlpipe.algos.
+BUILTIN_SPS = {key: sps for spec in ALGOS.values() for key, sps in spec.default_sps.items()}
 DEFAULT_OVERHEAD_S = 5.0  # per training job: process start, imports, checkpoint load/save
 DEFAULT_EVAL_S = {"atari": 20.0, "classic": 4.0, "mujoco": 10.0}  # per evaluation job
 ENV_PRICE = "RLPIPE_USD_PER_GPU_HOUR"
@@ -44,10 +44,7 @@ MUJOCO_ENVS = set(
     "Ant HalfCheetah Hopper Humanoid HumanoidStandup InvertedDoublePendulum InvertedPendulum "
     "Pusher Reacher Swimmer Walker2d".split()
 )
-ARTIFACT = re.compile(
-    r"runs/(?P<exp>[^/\s]+)/(?P<env>[^/\s]+)/seed(?P<seed>\d+)/"
-    r"(?P<kind>ckpt|qtable|eval)/step_(?P<step>\d+)\."
-)
+JOB_KIND = {"ckpt": "train", "qtable": "train", "eval": "eval"}  # the files that name a job
 
 RunKey = tuple[str, str, int]
 
@@ -136,38 +133,41 @@ def remaining_jobs(runs: dict[RunKey, Run], runs_dir: str | os.PathLike) -> list
     one implies the earlier ones), and evaluations whose file is missing."""
     todo = []
     for key, run in sorted(runs.items()):
-        run_dir = Path(runs_dir, run.exp, run.env, f"seed{run.seed}")
         steps = run.steps
-        done = [i for i, s in enumerate(steps) if _segment_done(run_dir, s)]
+        done = [i for i, s in enumerate(steps) if _segment_done(runs_dir, run, s)]
         first = done[-1] + 1 if done else 0
         for i, end in enumerate(steps):
             start = steps[i - 1] if i else 0
             if i >= first:
                 todo.append(Job(*key, "train", start, end))
-            if not (run_dir / "eval" / f"step_{fmt_step(end)}.json").exists():
+            if not Path(_file(runs_dir, run, "eval", end)).exists():
                 todo.append(Job(*key, "eval", start, end))
     return todo
 
 
-def _segment_done(run_dir: Path, step: int) -> bool:
-    name = f"step_{fmt_step(step)}"
-    if (run_dir / "telemetry" / f"{name}.jsonl").exists():
-        return True
-    return any(next((run_dir / sub).glob(f"{name}.*"), None) for sub in ("ckpt", "qtable"))
+def _file(runs_dir, run: Run, kind: str, step: int) -> str:
+    return layout.path(kind, run.exp, run.env, run.seed, step, root=runs_dir)
+
+
+def _segment_done(runs_dir, run: Run, step: int) -> bool:
+    kinds = ("telemetry", "ckpt", "qtable")
+    return any(Path(_file(runs_dir, run, kind, step)).exists() for kind in kinds)
 
 
 def parse_jobs(text: str, runs: dict[RunKey, Run]) -> list[Job]:
     """Jobs named by their outputs in ``text`` (checkpoints and evaluation files)."""
     found = set()
-    for m in ARTIFACT.finditer(text):
-        key = (m["exp"], m["env"], int(m["seed"]))
+    for word in re.findall(r"[^\s,]+", text):
+        artifact = layout.parse(word)
+        if artifact is None or artifact.kind not in JOB_KIND:
+            continue
+        key = artifact[:3]
         if key not in runs:
-            raise ConfigError(f"{m[0]}: no run {key} in the config")
-        run, end = runs[key], int(m["step"])
+            raise ConfigError(f"{word}: no run {key} in the config")
+        run, end = runs[key], artifact.step
         if end not in run.steps:
-            raise ConfigError(f"{m[0]}: step {end} is not a segment boundary of this run")
-        kind = "eval" if m["kind"] == "eval" else "train"
-        found.add(Job(*key, kind, run.previous_step(end) or 0, end))
+            raise ConfigError(f"{word}: step {end} is not a segment boundary of this run")
+        found.add(Job(*key, JOB_KIND[artifact.kind], run.previous_step(end) or 0, end))
     return sorted(found)
 
 
@@ -186,19 +186,20 @@ def measured(runs_dir: str | os.PathLike, exp: str) -> dict[str, tuple[float, in
     """The experiment's measured job times: ``{"train": (s per env step, n), "eval": (s, n)}``
     from its ``benchmark:`` files (training steps read from their file names)."""
     per_step, evals = [], []
-    for path in Path(runs_dir, exp).glob("*/seed*/benchmark/*_step_*.tsv"):
-        seconds = _bench_seconds(path)
+    for path in Path(runs_dir, exp).glob("*/*/benchmark/*.tsv"):
+        bench = layout.parse(path)
+        seconds = _bench_seconds(path) if bench else None
         if seconds is None:
             continue
-        kind, step = path.stem.rsplit("_step_", 1)
-        if kind == "train":
-            run = path.parents[1]
-            steps = sorted(int(p.stem[5:]) for p in run.glob("telemetry/step_*.jsonl"))
-            end = int(step)
+        if bench.kind == "train_benchmark":
+            steps = [
+                a.step for a, _ in layout.of_kind(path.parents[1].glob("telemetry/*"), "telemetry")
+            ]
+            end = bench.step
             prev = max([s for s in steps if s < end], default=0)
             if end in steps and end > prev:
                 per_step.append(seconds / (end - prev))
-        elif kind == "eval":
+        elif bench.kind == "eval_benchmark":
             evals.append(seconds)
     out = {}
     if per_step:
@@ -211,7 +212,7 @@ def measured(runs_dir: str | os.PathLike, exp: str) -> dict[str, tuple[float, in
 def measured_sps(runs_dir: str | os.PathLike, exp: str) -> tuple[float, int] | None:
     """(median final charts/SPS, number of segments) over the experiment's finished telemetry."""
     values = []
-    for path in sorted(Path(runs_dir, exp).glob("*/seed*/telemetry/step_*.jsonl")):
+    for _, path in layout.of_kind(sorted(Path(runs_dir, exp).glob("*/*/telemetry/*")), "telemetry"):
         sps = (last_record(path) or {}).get("charts/SPS")
         if isinstance(sps, int | float) and sps > 0:
             values.append(float(sps))
@@ -309,7 +310,6 @@ def estimate(
     """Job-hours, billed GPU-hours, wall time and cost of ``jobs`` under ``allocation``."""
     runs = expand_runs(config)
     seconds = Durations(config, runs_dir)
-    resources = {exp: spec.get("resources") or {} for exp, spec in config["experiments"].items()}
     chains: dict[RunKey, float] = {}  # serial training seconds per run
     evals: dict[str, list[float]] = {"cpu": [], "gpu": []}
     by_exp: dict[str, list[tuple[Job, float]]] = {}
@@ -319,11 +319,11 @@ def estimate(
         if job.kind == "train":
             chains[job.run] = chains.get(job.run, 0.0) + s
         else:
-            evals["gpu" if resources[job.exp].get("gpu", 0) else "cpu"].append(s)
+            evals["gpu" if runs[job.run].resources.gpu else "cpu"].append(s)
 
     experiments = []
     for exp, timed in sorted(by_exp.items()):
-        gpu = int(resources[exp].get("gpu", 0))
+        gpu = runs[timed[0][0].run].resources.gpu  # an experiment's runs share its resources
         job_s = sum(s for _, s in timed)
         gpu_h = job_s * gpu / allocation.jobs_per_gpu / 3600
         trained = [j for j, _ in timed if j.kind == "train"]
@@ -341,7 +341,7 @@ def estimate(
                 usd=None if usd_per_gpu_hour is None else gpu_h * usd_per_gpu_hour,
             )
         )
-    wall = _wall_seconds(_chains(chains, runs), evals, resources, allocation)
+    wall = _wall_seconds(_chains(chains, runs), evals, runs, allocation)
     gpu_total = sum(e.gpu_hours for e in experiments)
     return Plan(
         experiments=experiments,
@@ -354,14 +354,14 @@ def estimate(
     )
 
 
-def _wall_seconds(chains, evals, resources, allocation: Allocation) -> float:
+def _wall_seconds(chains, evals, runs: dict[RunKey, Run], allocation: Allocation) -> float:
     """Longest-first packing of run chains and evaluations onto the allocation's slots."""
     pools: dict[str, list[float]] = {"cpu": list(evals["cpu"]), "gpu": list(evals["gpu"])}
     threads = {"cpu": [1], "gpu": [1]}
     for key, s in chains.items():
-        pool = "gpu" if resources[key[0]].get("gpu", 0) else "cpu"
+        pool = "gpu" if runs[key].resources.gpu else "cpu"
         pools[pool].append(s)
-        threads[pool].append(int(resources[key[0]].get("threads", 1)))
+        threads[pool].append(runs[key].resources.threads)
     if allocation.executor == "slurm":  # one queue: `jobs` at once, GPUs are SLURM's concern
         return lpt_makespan(pools["cpu"] + pools["gpu"], allocation.cpu_slots)
     if not allocation.gpu_slots:  # no GPU slots: GPU jobs run on the CPU like the others

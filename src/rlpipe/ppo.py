@@ -8,7 +8,6 @@ EnvPool autoresets on the step after a done; that junk transition is masked out 
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
 
 import numpy as np
 import torch
@@ -20,18 +19,9 @@ from rlpipe.device import torch_device
 from rlpipe.envs import EpisodeTracker, is_image_env, make_vec_env
 from rlpipe.gpu_slots import placement
 from rlpipe.seeding import derive_seed
+from rlpipe.segment import Segment
 from rlpipe.telemetry import TelemetryWriter
 from rlpipe.watchdog import Watchdog
-
-
-@dataclass(frozen=True)
-class Segment:
-    """One training job: environment steps (start, end] of run (env_id, seed)."""
-
-    env_id: str
-    seed: int
-    start_step: int
-    end_step: int
 
 
 def build_agent(env_id: str, envs) -> ActorCritic:

@@ -8,17 +8,21 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from rlpipe import hparams as hp_defaults
-
-STEP_WIDTH = 10
-RUN_DIR = "runs/{exp}/{env}/seed{seed}"
+from rlpipe import layout
 
 
 class ConfigError(ValueError):
     """A config problem, worded for the user: names the key and what is wrong."""
 
 
-def fmt_step(step: int) -> str:
-    return f"{int(step):0{STEP_WIDTH}d}"
+@dataclass(frozen=True)
+class Resources:
+    """What each job of a run holds (config ``resources``; defaults as the schema's)."""
+
+    threads: int = 1
+    gpu: int = 0
+    mem_mb: int = 2000
+    runtime: int = 60  # minutes
 
 
 @dataclass(frozen=True)
@@ -32,10 +36,15 @@ class Run:
     hparams: dict = field(hash=False)
     init_from: str | None = None
     dataset: str | None = None
+    resources: Resources = Resources()
 
     @property
     def dir(self) -> str:
-        return RUN_DIR.format(exp=self.exp, env=self.env, seed=self.seed)
+        return layout.run_dir(self.exp, self.env, self.seed)
+
+    def path(self, kind: str, step: int) -> str:
+        """The run's file of ``kind`` (a key of rlpipe.layout.FILES) at ``step``."""
+        return layout.path(kind, self.exp, self.env, self.seed, step)
 
     @property
     def steps(self) -> list[int]:
@@ -79,5 +88,6 @@ def expand_runs(config: dict) -> dict[tuple[str, str, int], Run]:
                     hparams=hparams,
                     init_from=spec.get("init_from"),
                     dataset=spec.get("dataset"),
+                    resources=Resources(**(spec.get("resources") or {})),
                 )
     return runs

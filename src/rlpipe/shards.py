@@ -35,6 +35,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from rlpipe import layout
 from rlpipe.runs import ConfigError, Run
 
 ASSIGNMENT_REL = ".rlpipe/shards.json"
@@ -66,7 +67,7 @@ class Shard:
 
 
 def run_name(key: RunKey) -> str:
-    return f"{key[0]}/{key[1]}/seed{key[2]}"
+    return layout.run_name(*key)
 
 
 def units(runs: dict[RunKey, Run], datasets: dict) -> list[list[RunKey]]:
@@ -109,7 +110,7 @@ def weights(config: dict, runs: dict[RunKey, Run], runs_dir: str | os.PathLike) 
     seconds = plan.Durations(config, runs_dir)
     out = {}
     for key, run in runs.items():
-        gpu = int((config["experiments"][run.exp].get("resources") or {}).get("gpu", 0))
+        gpu = run.resources.gpu
         total = 0.0
         for i, end in enumerate(run.steps):
             start = run.steps[i - 1] if i else 0

@@ -1,4 +1,4 @@
-"""Live status of every run from its telemetry: ``runs/{exp}/{env}/seed{seed}/telemetry/``.
+"""Live status of every run from its telemetry (``telemetry/`` of each rlpipe.layout run dir).
 
 Works on the local run tree or on a copy synced from a remote. Finished segments have
 ``step_N.jsonl``; the running one appends to ``step_N.jsonl.live`` (see rlpipe.telemetry).
@@ -11,19 +11,18 @@ from __future__ import annotations
 
 import json
 import os
-import re
 import time
 from collections import Counter
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
+from rlpipe import layout
 from rlpipe.runs import expand_runs
+from rlpipe.telemetry import LIVE_SUFFIX
 
 DEFAULT_STALL_S = 600.0
 _TAIL_BYTES = 65536
-_RUN_DIR = re.compile(r"seed(\d+)")
-_STEP_FILE = re.compile(r"step_(\d+)\.jsonl((?:\.[^/]+)?\.live)?")  # .<attempt>.live
 
 RunKey = tuple[str, str, int]
 
@@ -67,13 +66,22 @@ def last_record(path: str | os.PathLike) -> dict | None:
 
 
 def discover(runs_dir: str | os.PathLike) -> list[RunKey]:
-    """Run keys of the ``{exp}/{env}/seed{seed}`` directories under ``runs_dir``."""
+    """Run keys of the run directories (rlpipe.layout) under ``runs_dir``."""
     keys = []
-    for seed_dir in Path(runs_dir).glob("*/*/seed*"):
-        match = _RUN_DIR.fullmatch(seed_dir.name)
-        if match and seed_dir.is_dir():
-            keys.append((seed_dir.parent.parent.name, seed_dir.parent.name, int(match[1])))
+    for run_dir in Path(runs_dir).glob("*/*/*"):
+        key = layout.parse_run_dir(run_dir)
+        if key and run_dir.is_dir():
+            keys.append(key)
     return keys
+
+
+def _telemetry_step(path: Path) -> tuple[int, bool] | None:
+    """(step, whether a live file ``<file>.<attempt>.live``) of a segment's telemetry file."""
+    live = path.name.endswith(LIVE_SUFFIX)
+    if live:  # step_N.jsonl.<attempt>.live, the attempt being host-pid
+        path = path.with_name(path.name.partition(".jsonl")[0] + ".jsonl")
+    artifact = layout.parse(path)
+    return (artifact.step, live) if artifact and artifact.kind == "telemetry" else None
 
 
 def _number(record: dict | None, key: str) -> float | None:
@@ -89,13 +97,13 @@ def run_status(
     live: dict[int, Path] = {}
     tel_dir = run_dir / "telemetry"
     for path in tel_dir.iterdir() if tel_dir.is_dir() else ():
-        match = _STEP_FILE.fullmatch(path.name)
-        if match and match[2]:  # the newest attempt's live file of a step
-            step = int(match[1])
+        found = _telemetry_step(path)
+        if found and found[1]:  # the newest attempt's live file of a step
+            step = found[0]
             if step not in live or path.stat().st_mtime > live[step].stat().st_mtime:
                 live[step] = path
-        elif match:
-            done[int(match[1])] = path
+        elif found:
+            done[found[0]] = path
     last_done = max(done, default=0)
     record, heartbeat = None, None
     if live:
@@ -152,7 +160,7 @@ def collect(
             timeout = float(stall_timeout_s.get(exp, DEFAULT_STALL_S))
         else:
             timeout = float(stall_timeout_s)
-        run_dir = Path(runs_dir, exp, env, f"seed{seed}")
+        run_dir = Path(layout.run_dir(exp, env, seed, root=runs_dir))
         out.append(
             run_status(run_dir, (exp, env, seed), totals.get((exp, env, seed)), now, timeout)
         )
@@ -194,7 +202,7 @@ def render(statuses: list[RunStatus]) -> str:
         pct = 100.0 * s.step / s.total if s.total else None
         rows.append(
             [
-                f"{s.exp}/{s.env}/seed{s.seed}",
+                layout.run_name(s.exp, s.env, s.seed),
                 s.state,
                 f"{s.step:,} / {'?' if s.total is None else format(s.total, ',')}",
                 _fmt(pct, ".1f"),

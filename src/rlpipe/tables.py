@@ -6,33 +6,22 @@ Figures are drawn by rlpipe.figures.
 from __future__ import annotations
 
 import json
-import re
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-from rlpipe import atomic
+from rlpipe import atomic, layout
 from rlpipe.integrity import damaged
 from rlpipe.stats import bootstrap_ci, human_normalized, interval_estimates, iqm, load_baselines
 from rlpipe.telemetry import read_jsonl
 
-RUN_PATH = re.compile(
-    r"runs/(?P<exp>[^/]+)/(?P<env>[^/]+)/seed(?P<seed>\d+)/[^/]+/(?:\w+_)?step_(?P<step>\d+)"
-)
-
 
 def _run_key(path: str) -> dict:
-    match = RUN_PATH.search(Path(path).as_posix())
-    if not match:
+    artifact = layout.parse(path)
+    if artifact is None:
         raise ValueError(f"{path}: not a run artifact path (runs/EXP/ENV/seedN/.../step_N)")
-    key = match.groupdict()
-    return {
-        "exp": key["exp"],
-        "env": key["env"],
-        "seed": int(key["seed"]),
-        "step": int(key["step"]),
-    }
+    return {"exp": artifact.exp, "env": artifact.env, "seed": artifact.seed, "step": artifact.step}
 
 
 def load_evals(paths) -> pd.DataFrame:
@@ -185,9 +174,10 @@ def load_job_benchmarks(paths) -> pd.DataFrame:
     rows = []
     for path in paths:
         bench = pd.read_csv(path, sep="\t").iloc[-1]
-        row = {**_run_key(path), "s": bench["s"]}
-        name = Path(path).name.replace("train_step_", "step_").replace(".tsv", ".jsonl")
-        telemetry = Path(path).parent.parent / "telemetry" / name
+        key = _run_key(path)
+        row = {**key, "s": bench["s"]}
+        root = Path(path).parents[4]
+        telemetry = Path(layout.path("telemetry", *key.values(), root=root))
         last = read_jsonl(telemetry)[-1] if telemetry.is_file() else {}
         row["max_rss"] = last.get("perf/max_rss_mb", bench["max_rss"])
         row["cpu_time"] = last.get("perf/cpu_s", bench["cpu_time"])

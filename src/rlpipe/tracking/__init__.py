@@ -11,6 +11,7 @@ import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from rlpipe import layout
 from rlpipe.runs import Run
 from rlpipe.telemetry import read_jsonl
 
@@ -111,7 +112,7 @@ def _dataset_ident(config: dict, name: str, digest) -> dict:
 
 def wandb_run_id(run: Run, config_hash: str) -> str:
     """Deterministic W&B run id of one rlpipe run (W&B forbids ``:;,#?/'`` in ids)."""
-    return f"{run.exp}-{run.env}-seed{run.seed}-{config_hash}"
+    return f"{layout.run_name(run.exp, run.env, run.seed, sep='-')}-{config_hash}"
 
 
 def wandb_run_config(run: Run, config: dict, config_hash: str) -> dict:
