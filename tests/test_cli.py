@@ -88,7 +88,16 @@ def test_status_remote_failure_is_reported(project):
 def test_status_watch_redraws_until_ctrl_c(project):
     env = {**os.environ, "PYTHONPATH": SRC}
     cmd = [sys.executable, "-m", "rlpipe.cli", "status", "--watch", "0.2"]
-    proc = subprocess.Popen(cmd, cwd=project, env=env, stdout=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        cmd,
+        cwd=project,
+        env=env,
+        stdout=subprocess.PIPE,
+        text=True,
+        # Ctrl-C as in a terminal, also when pytest itself runs in the background (where
+        # the shell leaves SIGINT ignored, and children would inherit that).
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
+    )
     killer = threading.Timer(60, proc.kill)  # a hung watch fails the test, never blocks it
     killer.start()
     seen = ""
