@@ -94,8 +94,8 @@ def test_new_pods_resume_the_demo_through_kills(make_pod, tmp_path, rclone_serve
     the new config."""
     env = {"RLPIPE_REMOTE": "TESTREMOTE:state"}
     reference = make_pod("reference")
-    reference.run("make run", label="make-run")  # the README's first command, no profile
-    expected = reference.checkpoints()
+    # The README's first command, no profile; beside the pods (it is compared at the end).
+    reference_run = reference.start("make run", label="make-run")
 
     rng = random.Random(15)
     live = "runs/*/*/*/telemetry/*.live"
@@ -135,6 +135,8 @@ def test_new_pods_resume_the_demo_through_kills(make_pod, tmp_path, rclone_serve
     retrained["final"] = trained(log) & durable_before
     assert not any(retrained.values()), f"durable segments trained again: {retrained}"
 
+    assert reference_run.wait(timeout=900) == 0, reference.output()[-3000:]
+    expected = reference.checkpoints()
     remote = remote_checkpoints(rclone_server)
     assert final_checkpoints(expected) <= set(remote), "every run's final checkpoint is durable"
     assert {k: expected[k] for k in remote} == remote, "bit-identical to the uninterrupted run"
@@ -157,7 +159,14 @@ def test_new_pods_resume_the_demo_through_kills(make_pod, tmp_path, rclone_serve
     before = {k: sha256(rclone_server.root / "state" / k) for k in durable_keys(rclone_server)}
     changed = make_pod("changed", env)
     edit_config(changed, cheaper_pong)
+    # The reference of the new config's ppo-pong evaluations, beside the changed pod.
+    edit_config(reference, cheaper_pong)
+    pong_evals = sorted(
+        str(p.relative_to(reference.dir)) for p in reference.dir.glob("runs/ppo-pong/*/*/eval/*")
+    )
+    pong_reference = reference.start(f"snakemake {' '.join(pong_evals)}", label="pong-reference")
     log = changed.run()
+    assert pong_reference.wait(timeout=900) == 0, reference.output()[-3000:]
     assert {o.split("/")[1] for o in trained(log)} == {"ppo-pong"}, "only that experiment"
     evaluated = {o.split("/")[1] for o in started_jobs(log, "evaluate")}
     assert evaluated == {"ppo-pong"}
@@ -166,9 +175,9 @@ def test_new_pods_resume_the_demo_through_kills(make_pod, tmp_path, rclone_serve
         k: v for k, v in before.items() if "ppo-pong" not in k and "results/" not in k
     }
     # Every ppo-pong evaluation on the remote is the new config's: equal to a run of it.
-    edit_config(reference, cheaper_pong)
-    pong_evals = sorted(k for k in after if k.startswith("runs/ppo-pong/") and "/eval/" in k)
-    reference.run(f"snakemake {' '.join(pong_evals)}", label="pong-reference")
+    assert pong_evals == sorted(
+        k for k in after if k.startswith("runs/ppo-pong/") and "/eval/" in k
+    )
     for key in pong_evals:
         assert after[key] == sha256(reference.dir / key), key
     final_pong = next(k for k in after if k.startswith("runs/ppo-pong/") and k.endswith("4096.pt"))

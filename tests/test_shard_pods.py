@@ -59,7 +59,7 @@ def test_three_pods_share_a_sweep_through_a_kill(make_pod, rclone_server):
     final checkpoints are byte-identical."""
     reference = make_pod("reference", {"RLPIPE_REMOTE": "TESTREMOTE:single"})
     owners_file(reference, 60, 90)
-    reference.run(f"snakemake --profile runpod {SWEEP}")
+    reference_run = reference.start(f"snakemake --profile runpod {SWEEP}")  # beside the shards
 
     env = {"RLPIPE_REMOTE": "TESTREMOTE:state"}
     state = rclone_server.root / "state"
@@ -108,6 +108,7 @@ def test_three_pods_share_a_sweep_through_a_kill(make_pod, rclone_server):
         rc, log = finish(pods[i], procs[i])
         assert rc == 0, log[-3000:]
 
+    assert reference_run.wait(timeout=900) == 0, reference.output()[-3000:]
     log = laptop.run("snakemake --profile runpod results/summary.md " + CONFIG)
     assert not trained(log) and not started_jobs(log, "evaluate"), "the summary trains nothing"
     pd.testing.assert_frame_equal(
