@@ -123,6 +123,18 @@ def checkpoints(workdir: Path) -> dict[str, str]:
     return {str(p.relative_to(workdir)): sha256(p) for p in files}
 
 
+def durable_segments(keys: set[str]) -> set[str]:
+    """Checkpoints whose training job is durable: its checkpoint and its telemetry (a kill
+    between the upload of one job's records can leave only one of them on the remote; that
+    job is not durable yet, and rerunning it is right)."""
+    out = set()
+    for key in keys:
+        m = re.match(r"(runs/.+)/(ckpt|qtable)/(step_\d+)\.(pt|npz)$", key)
+        if m and f"{m[1]}/telemetry/{m[3]}.jsonl" in keys:
+            out.add(key)
+    return out
+
+
 def started_jobs(log: str, rule: str) -> list[str]:
     """The output paths of the ``rule`` jobs a Snakemake log shows starting."""
     outs, pending = [], False

@@ -20,7 +20,16 @@ import pytest
 import yaml
 
 from pipeline import live_lines, live_telemetry
-from pods import Pod, checkpoints, kill_tree, restore_line, sha256, started_jobs, wait_until
+from pods import (
+    Pod,
+    checkpoints,
+    durable_segments,
+    kill_tree,
+    restore_line,
+    sha256,
+    started_jobs,
+    wait_until,
+)
 from services.rclone_server import RcloneWebdavServer
 
 pytestmark = pytest.mark.slow
@@ -125,14 +134,14 @@ def test_new_pods_resume_the_demo_through_kills(make_pod, tmp_path, rclone_serve
         wait_until(ready, 900, proc, what)
         time.sleep(rng.uniform(0, delay))
         kill_tree(proc)
-        retrained[what + str(i)] = trained(pod.output()) & durable_before
+        retrained[what + str(i)] = trained(pod.output()) & durable_segments(durable_before)
         durable_before = durable_keys(rclone_server)
         print(f"killed pod{i} {what}: {len(durable_before)} outputs durable")
         shutil.rmtree(pod.dir)  # the pod and its disk are gone
 
     final = make_pod("final", env)
     log = final.run()
-    retrained["final"] = trained(log) & durable_before
+    retrained["final"] = trained(log) & durable_segments(durable_before)
     assert not any(retrained.values()), f"durable segments trained again: {retrained}"
 
     assert reference_run.wait(timeout=900) == 0, reference.output()[-3000:]

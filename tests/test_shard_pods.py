@@ -11,7 +11,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from pods import Pod, checkpoints, kill_tree, started_jobs, wait_until
+from pods import Pod, checkpoints, durable_segments, kill_tree, started_jobs, wait_until
 
 pytestmark = pytest.mark.slow
 
@@ -102,7 +102,7 @@ def test_three_pods_share_a_sweep_through_a_kill(make_pod, rclone_server):
     owners_file(relaunched, 60, 90)
     log = relaunched.run(f"snakemake --profile runpod {SWEEP} --config shard=2/3")
     assert "waiting for its heartbeat to expire" in log
-    assert not trained(log) & durable_before, "durable segments trained again"
+    assert not trained(log) & durable_segments(durable_before), "durable segments trained again"
     assert not owner.exists(), "the owner record goes at exit"
     for i in (1, 3):
         rc, log = finish(pods[i], procs[i])
