@@ -14,7 +14,7 @@ from rlpipe import config as rlconfig
 from rlpipe import durable
 from rlpipe import gpu_slots
 from rlpipe import layout
-from rlpipe import locks
+from rlpipe.smk import locks
 from rlpipe import plan as rlplan
 from rlpipe import shards
 from rlpipe import tracking as rltracking
@@ -23,7 +23,7 @@ from rlpipe.replays.fetch import fingerprint_or_stored
 from rlpipe.storage.rclone import RcloneRemote, RemoteError, RemoteNotFound
 from rlpipe.runs import ConfigError, expand_runs
 from rlpipe.smk import invocation, jobguard, probe, slurm
-from rlpipe.workflow_env import export_pythonpath
+from rlpipe.smk.env import export_pythonpath
 
 
 def assemble_config():
@@ -172,6 +172,11 @@ def code_version(script):
         Path(workflow.basedir) / "workflow" / "scripts" / script,
         Path(workflow.basedir) / "src",
     )
+
+
+def data_version(rel):
+    """Param: content hash of a data file of this repository, e.g. the Atari baselines."""
+    return provenance.data_version(Path(workflow.basedir) / rel)
 
 
 def experiments_of(*algos):

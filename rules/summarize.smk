@@ -50,6 +50,8 @@ rule summarize:
     threads: 1
     params:
         code=code_version("summarize.py"),
+        # rlpipe.stats reads it as package data: a link to this file
+        baselines=data_version("config/atari_baselines.yaml"),
         summary=config["summary"],
     script:
         "../workflow/scripts/summarize.py"

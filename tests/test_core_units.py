@@ -13,9 +13,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from rlpipe import atomic, locks
+from rlpipe import atomic
 from rlpipe.envs import EpisodeTracker
 from rlpipe.seeding import derive_seed
+from rlpipe.smk import locks
 from rlpipe.telemetry import TelemetryWriter, read_jsonl
 
 
@@ -75,7 +76,7 @@ def test_stale_locks_removed_only_when_no_run_holds_the_directory(tmp_path):
     )
     assert holder.stdout.readline().strip() == "held"
     code = (
-        f"from rlpipe import locks; held = locks.hold_directory({str(smk)!r}); "
+        f"from rlpipe.smk import locks; held = locks.hold_directory({str(smk)!r}); "
         f"print(held, held and locks.clear_stale_locks({str(smk)!r}))"
     )
     env = {**os.environ, "PYTHONPATH": str(Path(__file__).parents[1] / "src")}

@@ -41,7 +41,7 @@ DETERMINISTIC += ["iqm", "env_steps"]
 
 def durable_keys(server: RcloneWebdavServer) -> set[str]:
     """Outputs on the remote whose provenance record is there too (what restore trusts)."""
-    from rlpipe.durable import METADATA, key_of
+    from rlpipe.smk.metadata import METADATA, key_of
 
     root = server.root / "state"
     records = {

@@ -53,7 +53,8 @@ def test_the_disk_cache_is_keyed_by_size_and_mtime(tmp_path, monkeypatch):
 def test_a_library_edit_reruns_exactly_its_jobs_and_a_fresh_checkout_nothing(tmp_path):
     """In a copy of the workflow: a code change to rlpipe/ppo.py plans the PPO segments (and
     their evaluations and the summary), not Q-learning; a comment-only change and new mtimes
-    on every file (what a fresh clone has) plan nothing."""
+    on every file (what a fresh clone has) plan nothing; an edit of the Atari baselines plans
+    the summary alone."""
     repo = tmp_path / "repo"
     repo.mkdir()
     for name in ("Snakefile", "rules", "workflow", "src", "profiles", "config", "envs"):
@@ -95,3 +96,30 @@ def test_a_library_edit_reruns_exactly_its_jobs_and_a_fresh_checkout_nothing(tmp
     rules = sorted({r for r, _ in work.planned_jobs()})
     assert rules == ["evaluate", "ppo_segment", "summarize"], out
     assert "rlpipe/ppo.py" in out  # the reason names the file whose hash changed
+
+    # Data the summary reads from the repository (the Atari baselines) is tracked by content.
+    ppo.write_text(ppo.read_text().replace("\nPROVENANCE_TEST = 1\n", ""))
+    assert "Nothing to be done" in work.run("-n").stdout
+    baselines = repo / "config/atari_baselines.yaml"
+    baselines.write_text(baselines.read_text() + "\n# a comment: still a byte change\n")
+    assert [r for r, _ in work.planned_jobs()] == ["summarize"]
+
+
+@pytest.mark.slow
+def test_a_wheel_carries_the_schema_and_baselines_it_reads(tmp_path):
+    """rlpipe.cli and rlpipe.stats read package data (links into workflow/ and config/ in
+    the repository): a built wheel holds the same bytes, so an installed rlpipe needs no
+    checkout."""
+    import subprocess
+    import sys
+    import zipfile
+
+    cmd = [sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "--no-build-isolation"]
+    subprocess.run([*cmd, str(REPO), "-w", str(tmp_path)], check=True, capture_output=True)
+    (wheel,) = tmp_path.glob("rlpipe-*.whl")
+    with zipfile.ZipFile(wheel) as zf:
+        for name, source in (
+            ("rlpipe/data/config.schema.yaml", "workflow/schemas/config.schema.yaml"),
+            ("rlpipe/data/atari_baselines.yaml", "config/atari_baselines.yaml"),
+        ):
+            assert zf.read(name) == (REPO / source).read_bytes(), name

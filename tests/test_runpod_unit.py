@@ -9,15 +9,16 @@ import pytest
 from snakemake.persistence.file import FilePersistence
 
 from rlpipe import durable
-from rlpipe.rulelog import check_free_disk
+from rlpipe.smk import metadata
+from rlpipe.smk.job import check_free_disk
 
 
 @pytest.mark.parametrize("key", ["runs/cp/CartPole-v1/seed1/ckpt/step_0000000512.pt", "x" * 400])
 def test_record_path_matches_snakemake(key):
     fake = types.SimpleNamespace(_fetch_max_len=lambda subject: 255)
-    expected = FilePersistence._record_path(fake, durable.METADATA, key)
-    assert durable.record_rel(key) == expected
-    assert durable.key_of(expected) == key
+    expected = FilePersistence._record_path(fake, metadata.METADATA, key)
+    assert metadata.record_rel(key) == expected
+    assert metadata.key_of(expected) == key
 
 
 def test_remote_env_var_wins(monkeypatch):
@@ -45,12 +46,12 @@ def _durable(mirror, keys, current=True):
     """Outputs and records on the remote; their records here as uploaded (current) or only
     restored for the probe (not current: the ledger does not vouch for them)."""
     for key in keys:
-        record = mirror.workdir / durable.record_rel(key)
+        record = mirror.workdir / metadata.record_rel(key)
         record.parent.mkdir(parents=True, exist_ok=True)
         record.write_text('{"endtime": 1}')
-        mirror.state[key] = mirror.state[durable.record_rel(key)] = {"Size": 1}
+        mirror.state[key] = mirror.state[metadata.record_rel(key)] = {"Size": 1}
         if current:
-            mirror.ledger.mark([durable.record_rel(key)])
+            mirror.ledger.mark([metadata.record_rel(key)])
 
 
 def test_retention_keeps_last_final_and_pinned(tmp_path):
@@ -72,7 +73,7 @@ def test_retention_never_counts_stale_outputs(tmp_path):
     _durable(mirror, run.ckpts[1:] + run.evals[1:], current=False)  # old config's 200..500
     assert mirror.doomed() == []
     # Once this config has made step 200 (and uploaded it), 100 is superseded...
-    mirror.ledger.mark(durable.record_rel(k) for k in run.ckpts[1:2] + run.evals[1:2])
+    mirror.ledger.mark(metadata.record_rel(k) for k in run.ckpts[1:2] + run.evals[1:2])
     assert mirror.doomed() == ["r/ckpt/step_100.pt"]
     # ...unless this run is about to remake 200 (found out of date when it started).
     mirror.stale = {run.ckpts[1]}
@@ -140,3 +141,19 @@ def test_uploader_thread_survives_failed_rounds(capfd, tmp_path):
     assert len(calls) >= 3  # the thread went on after both failures
     err = capfd.readouterr().err
     assert "upload deferred: runs/a.pt vanished" in err and "down" in err
+
+
+def test_retention_is_a_pure_function_of_runs_and_currency():
+    run = durable.RunFiles(
+        steps=[1, 2, 3, 4],
+        ckpts=[f"c{i}" for i in range(1, 5)],
+        evals=[f"e{i}" for i in range(1, 5)],
+        pinned={"c1"},
+    )
+    everything = {*run.ckpts, *run.evals}
+    assert durable.superseded([run], everything.__contains__, 2) == ["c2"]  # c1 pinned, c3-4 kept
+    run.pinned = set()
+    assert durable.superseded([run], everything.__contains__, 2) == ["c1", "c2"]
+    assert durable.superseded([run], (everything - {"e2"}).__contains__, 2) == ["c1"]
+    assert durable.superseded([run], (everything - {"c3"}).__contains__, 1) == ["c1"]
+    assert durable.superseded([run], everything.__contains__, None) == []

@@ -23,7 +23,7 @@ DETERMINISTIC = ["exp", "env", "algo", "seeds", "final_return_mean", "ci95_low",
 
 def durable(root: Path) -> set[str]:
     """Outputs on the remote directory ``root`` whose provenance record is there too."""
-    from rlpipe.durable import METADATA, key_of
+    from rlpipe.smk.metadata import METADATA, key_of
 
     records = {
         key_of(str(p.relative_to(root))) for p in (root / METADATA).rglob("*") if p.is_file()

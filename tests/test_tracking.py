@@ -173,8 +173,8 @@ print(json.dumps(log_segment(settings, "cp-1-abc", points, {str(final)!r}, name=
 def test_workflow_helpers_import_neither_tracker():
     """What the Snakefile imports while it builds the DAG loads no tracker library."""
     code = (
-        "import sys, rlpipe.tracking, rlpipe.runs, rlpipe.config, rlpipe.plan, rlpipe.locks, "
-        "rlpipe.durable, rlpipe.workflow_env, rlpipe.replays.fetch; "
+        "import sys, rlpipe.tracking, rlpipe.runs, rlpipe.config, rlpipe.plan, rlpipe.smk.locks, "
+        "rlpipe.durable, rlpipe.smk.env, rlpipe.replays.fetch; "
         "print(sorted(m for m in sys.modules if m.split('.')[0] in ('wandb', 'tensorboard')))"
     )
     out = subprocess.run(

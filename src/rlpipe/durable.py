@@ -10,7 +10,7 @@ listing. What this directory uploaded or restored is in a ledger
 local files with the ledger rather than with remote modtimes, which some remotes cannot set.
 
 Restore, while the Snakefile is parsed, and only by the run that holds the directory
-(``rlpipe.locks``):
+(``rlpipe.smk.locks``):
 
 1. list the remote;
 2. if the remote has outputs this directory lacks, download the records it lacks;
@@ -35,37 +35,21 @@ import os
 import sys
 import threading
 import time
-from base64 import urlsafe_b64decode, urlsafe_b64encode
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from rlpipe import atomic
+from rlpipe.smk.metadata import INCOMPLETE, METADATA, incomplete_marker, key_of, record_rel
 from rlpipe.smk.probe import ProbeResult
 from rlpipe.storage.rclone import RcloneRemote, RemoteError, RemoteNotFound, ensure_configured
 
 log = logging.getLogger("rlpipe.durable")
 
-METADATA = ".snakemake/metadata"
-INCOMPLETE = ".snakemake/incomplete"
 LEDGER = ".snakemake/rlpipe-durable.json"
-NAME_MAX = 255
 REMOTE_ENV = "RLPIPE_REMOTE"
 
 Companions = Callable[[str], list[str]]  # output -> files and "dir/" prefixes travelling with it
-
-
-def record_rel(key: str) -> str:
-    """Snakemake's FilePersistence record path of output ``key`` (relative to the workdir)."""
-    b64 = urlsafe_b64encode(key.encode()).decode()
-    parts = [b64[i : i + NAME_MAX - 1] for i in range(0, len(b64), NAME_MAX - 1)]
-    return "/".join([METADATA, *("@" + p for p in parts[:-1]), parts[-1]])
-
-
-def key_of(rel: str) -> str:
-    """Inverse of :func:`record_rel`."""
-    parts = rel[len(METADATA) + 1 :].split("/")
-    return urlsafe_b64decode("".join(p.lstrip("@") for p in parts)).decode()
 
 
 @dataclass
@@ -260,7 +244,7 @@ class Mirror:
                     key = key_of(rel)
                 except ValueError:
                     continue
-                marker = self.workdir / record_rel(key).replace(METADATA, INCOMPLETE, 1)
+                marker = self.workdir / incomplete_marker(key)
                 if self._local(key) and not marker.exists():
                     done[key] = rel
         return done
@@ -332,22 +316,8 @@ class Mirror:
     # -- retention -----------------------------------------------------------------------
 
     def doomed(self) -> list[str]:
-        """Checkpoints to delete: superseded (their eval and the next checkpoint current and
-        durable), not among the last ``keep_last`` current ones, not final, not pinned."""
-        keep = self.settings.keep_last
-        if not keep:
-            return []
-        out = []
-        for run in self.runs:
-            ok = [self.current(c) for c in run.ckpts]
-            done = [i for i, v in enumerate(ok) if v]
-            kept = set(done[-keep:]) | {len(run.ckpts) - 1}
-            for i in done:
-                if i in kept or run.ckpts[i] in run.pinned or not self.current(run.evals[i]):
-                    continue
-                if ok[i + 1]:
-                    out.append(run.ckpts[i])
-        return out
+        """Checkpoints retention deletes now (:func:`superseded` on this mirror's state)."""
+        return superseded(self.runs, self.current, self.settings.keep_last)
 
     def prune(self) -> list[str]:
         doomed = self.doomed()
@@ -362,6 +332,26 @@ class Mirror:
             self.ledger.forget(doomed)
             log.info("retention: deleted %d checkpoints", len(doomed))
         return doomed
+
+
+def superseded(runs: list[RunFiles], current: Callable[[str], bool], keep_last: int | None):
+    """Retention, a pure function: the checkpoints to delete. A checkpoint goes once it is
+    superseded (its evaluation and the next checkpoint are ``current``: durable and made by
+    this config and code), unless it is among the last ``keep_last`` current ones of its run,
+    the run's final one, or pinned."""
+    if not keep_last:
+        return []
+    out = []
+    for run in runs:
+        ok = [current(c) for c in run.ckpts]
+        done = [i for i, v in enumerate(ok) if v]
+        kept = set(done[-keep_last:]) | {len(run.ckpts) - 1}
+        for i in done:
+            if i in kept or run.ckpts[i] in run.pinned or not current(run.evals[i]):
+                continue
+            if ok[i + 1]:
+                out.append(run.ckpts[i])
+    return out
 
 
 class Uploader(threading.Thread):

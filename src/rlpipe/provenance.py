@@ -185,3 +185,9 @@ def code_version(script: str | Path, src_root: str | Path) -> dict[str, str]:
     }
     _DISK.save()
     return version
+
+
+def data_version(path: str | Path) -> str:
+    """Content hash of a data file a rule reads from the repository (a Snakemake param: an
+    edit reruns the rule, a fresh checkout's new mtime does not)."""
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()[:HASH_CHARS]

@@ -17,7 +17,8 @@ from pathlib import Path
 import numpy as np
 import yaml
 
-BASELINES_PATH = Path(__file__).resolve().parents[2] / "config" / "atari_baselines.yaml"
+# Package data (a link to config/atari_baselines.yaml in the repository; a copy in a wheel).
+BASELINES_PATH = Path(__file__).parent / "data" / "atari_baselines.yaml"
 _CHUNK = 1000  # bootstrap replicates evaluated at once (bounds memory)
 
 

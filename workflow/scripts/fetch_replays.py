@@ -1,6 +1,6 @@
 """Rule entry point: fetch a dataset from its rclone remote (verified, manifest last)."""
 
-from rlpipe.rulelog import redirect_to_log
+from rlpipe.smk.job import redirect_to_log
 
 redirect_to_log(snakemake)  # noqa: F821
 

@@ -1,6 +1,6 @@
 """Rule entry point: publish a recorded dataset to its rclone remote."""
 
-from rlpipe.rulelog import redirect_to_log
+from rlpipe.smk.job import redirect_to_log
 
 redirect_to_log(snakemake)  # noqa: F821
 

@@ -2,7 +2,7 @@
 
 import sys
 
-from rlpipe.rulelog import redirect_to_log, segment_spec
+from rlpipe.smk.job import redirect_to_log, segment_spec
 
 redirect_to_log(snakemake)  # noqa: F821
 

@@ -1,6 +1,6 @@
 """Rule entry point: summary tables, curves, statistics and job benchmarks (no torch)."""
 
-from rlpipe.rulelog import redirect_to_log
+from rlpipe.smk.job import redirect_to_log
 
 redirect_to_log(snakemake)  # noqa: F821
 

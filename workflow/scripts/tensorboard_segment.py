@@ -1,6 +1,6 @@
 """Rule entry point: one segment's TensorBoard event file, rebuilt from its telemetry."""
 
-from rlpipe.rulelog import redirect_to_log
+from rlpipe.smk.job import redirect_to_log
 
 redirect_to_log(snakemake)  # noqa: F821
 

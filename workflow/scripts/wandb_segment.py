@@ -1,6 +1,6 @@
 """Rule entry point: log one segment's telemetry and evaluation to the run's W&B run."""
 
-from rlpipe.rulelog import redirect_to_log
+from rlpipe.smk.job import redirect_to_log
 
 redirect_to_log(snakemake)  # noqa: F821
 

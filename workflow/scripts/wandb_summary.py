@@ -1,6 +1,6 @@
 """Rule entry point: log the summary tables to the W&B summary run."""
 
-from rlpipe.rulelog import redirect_to_log
+from rlpipe.smk.job import redirect_to_log
 
 redirect_to_log(snakemake)  # noqa: F821
 

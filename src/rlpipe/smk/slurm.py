@@ -3,7 +3,7 @@
 ``kill -9`` of the Snakemake process does not reach its sbatch jobs. A rerun would submit the
 same segments again while the old jobs still train them, and the old job's step would then
 delete the new job's outputs when it fails. So the main process of a run that owns its
-directory (``rlpipe.locks``) first asks ``squeue`` for this user's jobs whose working
+directory (``rlpipe.smk.locks``) first asks ``squeue`` for this user's jobs whose working
 directory is this one. No other rlpipe run holds the directory, so those jobs belong to an
 earlier run: they are cancelled (their segments are redone from their last checkpoint), and
 the run waits until SLURM reports them gone before it submits anything.

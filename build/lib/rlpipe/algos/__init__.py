@@ -1,0 +1,72 @@
+"""The algorithms rlpipe trains, in one registry (torch-free: read while the DAG is built).
+
+Each :class:`AlgoSpec` names what the workflow needs to know of an algorithm: its
+hyper-parameters (rlpipe.hparams), its checkpoint kind (rlpipe.layout), its Snakemake rule
+and rule script, the warm worker's job (module and function, see rlpipe.worker), the built-in
+planning throughput (rlpipe.plan) and what it takes as input.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+from rlpipe import hparams
+
+
+@dataclass(frozen=True)
+class AlgoSpec:
+    hparams: type  # its dataclass in rlpipe.hparams, one docstring'd field per key
+    ckpt_kind: str  # rlpipe.layout kind of its checkpoints: "ckpt" (.pt) or "qtable" (.npz)
+    rule: str  # the Snakemake rule training one segment
+    job_module: str  # the worker runs f"{job_module}:{job_function}" (kept apart: see below)
+    job_function: str
+    default_sps: dict[str, float]  # rlpipe.plan's built-in env steps/s, by planning key
+    update_keys: tuple[str, ...] = ()  # hparams whose product is the env steps of one update
+    warm_starts_from: frozenset[str] = field(default_factory=frozenset)  # init_from's algos
+    needs_dataset: bool = False  # trains on a replay dataset (config key dataset)
+
+    @property
+    def job(self) -> str:
+        """The worker's job target. rlpipe.provenance follows such strings to the module they
+        name, so this module holds them only in parts: importing it covers no algorithm."""
+        return f"{self.job_module}:{self.job_function}"
+
+    def steps_per_update(self, hp: dict) -> int:
+        """Environment steps one update consumes (a BC step is one gradient update)."""
+        return math.prod(hp[key] for key in self.update_keys)
+
+
+# Built-in throughputs: Atari from CleanRL's published ppo_atari_envpool figure (1 GPU,
+# ~900-1,100 SPS); the others from the demo's CPU jobs on a 2-core VM.
+ALGOS: dict[str, AlgoSpec] = {
+    "ppo": AlgoSpec(
+        hparams=hparams.PPOParams,
+        ckpt_kind="ckpt",
+        rule="ppo_segment",
+        job_module="rlpipe.ppo",
+        job_function="segment_job",
+        default_sps={"ppo/atari": 1000.0, "ppo/classic": 2000.0},
+        update_keys=("num_envs", "num_steps"),
+        warm_starts_from=frozenset({"ppo", "bc"}),
+    ),
+    "qlearn": AlgoSpec(
+        hparams=hparams.QLearnParams,
+        ckpt_kind="qtable",
+        rule="qlearn_segment",
+        job_module="rlpipe.qlearn.train",
+        job_function="segment_job",
+        default_sps={"qlearn": 90000.0},
+        update_keys=("num_envs",),
+        warm_starts_from=frozenset({"qlearn"}),
+    ),
+    "bc": AlgoSpec(
+        hparams=hparams.BCParams,
+        ckpt_kind="ckpt",
+        rule="bc_segment",
+        job_module="rlpipe.bc",
+        job_function="segment_job",
+        default_sps={"bc": 500.0},
+        needs_dataset=True,
+    ),
+}

@@ -1,0 +1,471 @@
+"""Plan and cost estimate for the jobs still to run (torch-free).
+
+The jobs are every training segment and every evaluation the dry run plans. A job's duration:
+
+- measured, when the experiment has finished jobs of the same kind: the median wall time per
+  env step of its training jobs' ``benchmark:`` files (start-up, checkpoint I/O and all), or
+  the median wall time of its evaluation jobs;
+- else ``steps / SPS + overhead`` for training, with SPS from the experiment's telemetry,
+  ``planning.default_sps`` (keyed ``algo/ENV``, ``algo/kind`` or ``algo``) or the built-in
+  defaults below, and ``planning.segment_overhead_s``; ``planning.eval_s`` for evaluations.
+
+How the jobs run is the executor's :class:`Allocation`: on this machine (local, a pod), jobs
+with ``resources.gpu > 0`` share the GPU slots (``gpus``: count x jobs_per_gpu) and each holds
+``gpu / jobs_per_gpu`` GPUs; CPU jobs share the cores (``cores // threads`` at once) and hold
+no GPU. Under SLURM, ``jobs`` run at once and a ``gpu: N`` job is billed N whole GPUs. A run's
+segments are serial (and a warm-started run follows its source); runs and evaluations are
+packed onto the slots longest first. Cost is billed GPU-hours x ``planning.usd_per_gpu_hour``.
+"""
+
+from __future__ import annotations
+
+import csv
+import heapq
+import os
+import re
+import statistics
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+
+from rlpipe import gpu_slots, layout
+from rlpipe.algos import ALGOS
+from rlpipe.runs import ConfigError, Run, expand_runs
+from rlpipe.status import last_record, text_table
+
+# Built-in guesses, for experiments with nothing measured yet (env steps/s of one job; for BC
+# a step is a gradient step): each algorithm's, from rlpipe.algos.
+BUILTIN_SPS = {key: sps for spec in ALGOS.values() for key, sps in spec.default_sps.items()}
+DEFAULT_OVERHEAD_S = 5.0  # per training job: process start, imports, checkpoint load/save
+DEFAULT_EVAL_S = {"atari": 20.0, "classic": 4.0, "mujoco": 10.0}  # per evaluation job
+ENV_PRICE = "RLPIPE_USD_PER_GPU_HOUR"
+CLASSIC_ENVS = {"CartPole", "Acrobot", "MountainCar", "MountainCarContinuous", "Pendulum"}
+MUJOCO_ENVS = set(
+    "Ant HalfCheetah Hopper Humanoid HumanoidStandup InvertedDoublePendulum InvertedPendulum "
+    "Pusher Reacher Swimmer Walker2d".split()
+)
+JOB_KIND = {"ckpt": "train", "qtable": "train", "eval": "eval"}  # the files that name a job
+
+RunKey = tuple[str, str, int]
+
+
+@dataclass(frozen=True, order=True)
+class Job:
+    """A training segment (steps ``start`` to ``end``) or the evaluation at step ``end``."""
+
+    exp: str
+    env: str
+    seed: int
+    kind: str  # "train" | "eval"
+    start: int
+    end: int
+
+    @property
+    def run(self) -> RunKey:
+        return (self.exp, self.env, self.seed)
+
+
+@dataclass(frozen=True)
+class Allocation:
+    """How the executor runs jobs: how many at once, and what a GPU job is billed."""
+
+    executor: str  # "local" (this machine or a pod) or "slurm"
+    cpu_slots: int  # local: cores; slurm: jobs at once
+    gpu_slots: int  # local: GPU slots; slurm: jobs at once
+    jobs_per_gpu: int = 1  # local: jobs sharing a GPU; slurm: 1 (whole GPUs per job)
+    gpus: int = 0  # local: the machine's GPUs (what a rented pod costs); slurm: 0
+    source: str = ""  # where the numbers came from, for the header
+
+    @classmethod
+    def local(cls, cores: int, gpus: gpu_slots.GpuSettings, gpu_resource: int | None = None):
+        slots = gpu_resource if gpu_resource is not None else gpus.slots
+        source = f"{cores} cores; {slots} GPU slot(s)"
+        if gpu_resource is None or gpu_resource == gpus.slots:
+            source += f" = {gpus.count} GPU(s) [{gpus.count_from}] x {gpus.jobs_per_gpu}"
+        else:
+            source += " (resources gpu)"
+        return cls("local", cores, slots, gpus.jobs_per_gpu, gpus.count, source)
+
+    @classmethod
+    def slurm(cls, jobs: int):
+        return cls("slurm", jobs, jobs, 1, 0, f"SLURM, {jobs} jobs at once, whole GPUs per job")
+
+
+@dataclass(frozen=True)
+class ExperimentPlan:
+    exp: str
+    algo: str
+    train_jobs: int
+    eval_jobs: int
+    runs: int
+    env_steps: int
+    duration_source: str
+    job_hours: float
+    gpu_hours: float
+    usd: float | None
+
+
+@dataclass(frozen=True)
+class Plan:
+    experiments: list[ExperimentPlan]
+    allocation: Allocation
+    usd_per_gpu_hour: float | None
+    job_hours: float
+    gpu_hours: float
+    wall_hours: float
+    usd: float | None
+
+
+def env_kind(env: str) -> str:
+    name = env.rsplit("-v", 1)[0]
+    if name in CLASSIC_ENVS:
+        return "classic"
+    if name in MUJOCO_ENVS:
+        return "mujoco"
+    return "atari"
+
+
+# --- which jobs remain ----------------------------------------------------------------------
+
+
+def remaining_jobs(runs: dict[RunKey, Run], runs_dir: str | os.PathLike) -> list[Job]:
+    """Segments after each run's last finished one (telemetry or checkpoint present; a later
+    one implies the earlier ones), and evaluations whose file is missing."""
+    todo = []
+    for key, run in sorted(runs.items()):
+        steps = run.steps
+        done = [i for i, s in enumerate(steps) if _segment_done(runs_dir, run, s)]
+        first = done[-1] + 1 if done else 0
+        for i, end in enumerate(steps):
+            start = steps[i - 1] if i else 0
+            if i >= first:
+                todo.append(Job(*key, "train", start, end))
+            if not Path(_file(runs_dir, run, "eval", end)).exists():
+                todo.append(Job(*key, "eval", start, end))
+    return todo
+
+
+def _file(runs_dir, run: Run, kind: str, step: int) -> str:
+    return layout.path(kind, run.exp, run.env, run.seed, step, root=runs_dir)
+
+
+def _segment_done(runs_dir, run: Run, step: int) -> bool:
+    kinds = ("telemetry", "ckpt", "qtable")
+    return any(Path(_file(runs_dir, run, kind, step)).exists() for kind in kinds)
+
+
+def parse_jobs(text: str, runs: dict[RunKey, Run]) -> list[Job]:
+    """Jobs named by their outputs in ``text`` (checkpoints and evaluation files)."""
+    found = set()
+    for word in re.findall(r"[^\s,]+", text):
+        artifact = layout.parse(word)
+        if artifact is None or artifact.kind not in JOB_KIND:
+            continue
+        key = artifact[:3]
+        if key not in runs:
+            raise ConfigError(f"{word}: no run {key} in the config")
+        run, end = runs[key], artifact.step
+        if end not in run.steps:
+            raise ConfigError(f"{word}: step {end} is not a segment boundary of this run")
+        found.add(Job(*key, JOB_KIND[artifact.kind], run.previous_step(end) or 0, end))
+    return sorted(found)
+
+
+# --- durations ------------------------------------------------------------------------------
+
+
+def _bench_seconds(path: Path) -> float | None:
+    try:
+        with open(path, newline="") as fh:
+            return float(next(csv.DictReader(fh, delimiter="\t"))["s"])
+    except (OSError, StopIteration, KeyError, ValueError):
+        return None
+
+
+def measured(runs_dir: str | os.PathLike, exp: str) -> dict[str, tuple[float, int]]:
+    """The experiment's measured job times: ``{"train": (s per env step, n), "eval": (s, n)}``
+    from its ``benchmark:`` files (training steps read from their file names)."""
+    per_step, evals = [], []
+    for path in Path(runs_dir, exp).glob("*/*/benchmark/*.tsv"):
+        bench = layout.parse(path)
+        seconds = _bench_seconds(path) if bench else None
+        if seconds is None:
+            continue
+        if bench.kind == "train_benchmark":
+            steps = [
+                a.step for a, _ in layout.of_kind(path.parents[1].glob("telemetry/*"), "telemetry")
+            ]
+            end = bench.step
+            prev = max([s for s in steps if s < end], default=0)
+            if end in steps and end > prev:
+                per_step.append(seconds / (end - prev))
+        elif bench.kind == "eval_benchmark":
+            evals.append(seconds)
+    out = {}
+    if per_step:
+        out["train"] = (statistics.median(per_step), len(per_step))
+    if evals:
+        out["eval"] = (statistics.median(evals), len(evals))
+    return out
+
+
+def measured_sps(runs_dir: str | os.PathLike, exp: str) -> tuple[float, int] | None:
+    """(median final charts/SPS, number of segments) over the experiment's finished telemetry."""
+    values = []
+    for _, path in layout.of_kind(sorted(Path(runs_dir, exp).glob("*/*/telemetry/*")), "telemetry"):
+        sps = (last_record(path) or {}).get("charts/SPS")
+        if isinstance(sps, int | float) and sps > 0:
+            values.append(float(sps))
+    return (statistics.median(values), len(values)) if values else None
+
+
+def default_sps(planning: dict, algo: str, env: str) -> tuple[float, str]:
+    """(SPS, key it came from) for a run without measurements."""
+    table = {**BUILTIN_SPS, **(planning.get("default_sps") or {})}
+    for key in (f"{algo}/{env}", f"{algo}/{env_kind(env)}", algo):
+        if key in table:
+            value = table[key]
+            if not isinstance(value, int | float) or value <= 0:
+                raise ConfigError(f"planning.default_sps.{key}: must be a number > 0")
+            return float(value), key
+    raise ConfigError(
+        f"planning.default_sps: no throughput for {algo} on {env} and no telemetry to measure; "
+        f"add one of '{algo}/{env}', '{algo}/{env_kind(env)}' or '{algo}' (env steps/s)"
+    )
+
+
+class Durations:
+    """Seconds of each job, and a note per experiment on where they came from."""
+
+    def __init__(self, config: dict, runs_dir: str | os.PathLike):
+        self.config, self.runs_dir = config, runs_dir
+        self.planning = config.get("planning") or {}
+        self.sources: dict[str, set[str]] = {}
+        self._measured: dict[str, dict] = {}
+
+    def __call__(self, job: Job) -> float:
+        spec = self.config["experiments"][job.exp]
+        if job.exp not in self._measured:
+            self._measured[job.exp] = measured(self.runs_dir, job.exp)
+        mine = self._measured[job.exp]
+        notes = self.sources.setdefault(job.exp, set())
+        if job.kind == "eval":
+            if "eval" in mine:
+                notes.add(f"eval measured ({mine['eval'][1]} jobs)")
+                return mine["eval"][0]
+            seconds = self.planning.get("eval_s", DEFAULT_EVAL_S[env_kind(job.env)])
+            notes.add(f"eval {seconds:g} s")
+            return float(seconds)
+        steps = job.end - job.start
+        if "train" in mine:
+            notes.add(f"train measured ({mine['train'][1]} jobs)")
+            return mine["train"][0] * steps
+        sps_measured = measured_sps(self.runs_dir, job.exp)
+        if sps_measured:
+            sps = sps_measured[0]
+            notes.add(f"SPS measured {sps:.0f}")
+        else:
+            sps, key = default_sps(self.planning, spec["algo"], job.env)
+            notes.add(f"SPS default {sps:.0f} ({key})")
+        overhead = float(self.planning.get("segment_overhead_s", DEFAULT_OVERHEAD_S))
+        return steps / sps + overhead
+
+
+# --- estimate -------------------------------------------------------------------------------
+
+
+def usd_per_gpu_hour(planning: dict) -> tuple[float | None, str]:
+    """(price, where from): planning.usd_per_gpu_hour, else $RLPIPE_USD_PER_GPU_HOUR, else None."""
+    if planning.get("usd_per_gpu_hour") is not None:
+        return float(planning["usd_per_gpu_hour"]), "planning.usd_per_gpu_hour"
+    text = os.environ.get(ENV_PRICE)
+    if text is None:
+        return None, f"nowhere (set planning.usd_per_gpu_hour or {ENV_PRICE})"
+    try:
+        price = float(text)
+    except ValueError:
+        price = -1.0
+    if not price >= 0:
+        raise ConfigError(f"{ENV_PRICE}={text!r}: must be a number >= 0")
+    return price, ENV_PRICE
+
+
+def lpt_makespan(durations: Iterable[float], slots: int) -> float:
+    """Longest-first greedy packing of jobs onto slots; returns the finishing time."""
+    if slots < 1:
+        raise ValueError(f"slots must be >= 1, got {slots}")
+    loads = [0.0] * slots
+    for d in sorted(durations, reverse=True):
+        heapq.heapreplace(loads, loads[0] + d)
+    return max(loads)
+
+
+def estimate(
+    config: dict,
+    jobs: list[Job],
+    allocation: Allocation,
+    usd_per_gpu_hour: float | None = None,
+    runs_dir: str | os.PathLike = "runs",
+) -> Plan:
+    """Job-hours, billed GPU-hours, wall time and cost of ``jobs`` under ``allocation``."""
+    runs = expand_runs(config)
+    seconds = Durations(config, runs_dir)
+    chains: dict[RunKey, float] = {}  # serial training seconds per run
+    evals: dict[str, list[float]] = {"cpu": [], "gpu": []}
+    by_exp: dict[str, list[tuple[Job, float]]] = {}
+    for job in jobs:
+        s = seconds(job)
+        by_exp.setdefault(job.exp, []).append((job, s))
+        if job.kind == "train":
+            chains[job.run] = chains.get(job.run, 0.0) + s
+        else:
+            evals["gpu" if runs[job.run].resources.gpu else "cpu"].append(s)
+
+    experiments = []
+    for exp, timed in sorted(by_exp.items()):
+        gpu = runs[timed[0][0].run].resources.gpu  # an experiment's runs share its resources
+        job_s = sum(s for _, s in timed)
+        gpu_h = job_s * gpu / allocation.jobs_per_gpu / 3600
+        trained = [j for j, _ in timed if j.kind == "train"]
+        experiments.append(
+            ExperimentPlan(
+                exp=exp,
+                algo=config["experiments"][exp]["algo"],
+                train_jobs=len(trained),
+                eval_jobs=len(timed) - len(trained),
+                runs=len({j.run for j, _ in timed}),
+                env_steps=sum(j.end - j.start for j in trained),
+                duration_source="; ".join(sorted(seconds.sources.get(exp, ()))),
+                job_hours=job_s / 3600,
+                gpu_hours=gpu_h,
+                usd=None if usd_per_gpu_hour is None else gpu_h * usd_per_gpu_hour,
+            )
+        )
+    wall = _wall_seconds(_chains(chains, runs), evals, runs, allocation)
+    gpu_total = sum(e.gpu_hours for e in experiments)
+    return Plan(
+        experiments=experiments,
+        allocation=allocation,
+        usd_per_gpu_hour=usd_per_gpu_hour,
+        job_hours=sum(e.job_hours for e in experiments),
+        gpu_hours=gpu_total,
+        wall_hours=wall / 3600,
+        usd=None if usd_per_gpu_hour is None else gpu_total * usd_per_gpu_hour,
+    )
+
+
+def _wall_seconds(chains, evals, runs: dict[RunKey, Run], allocation: Allocation) -> float:
+    """Longest-first packing of run chains and evaluations onto the allocation's slots."""
+    pools: dict[str, list[float]] = {"cpu": list(evals["cpu"]), "gpu": list(evals["gpu"])}
+    threads = {"cpu": [1], "gpu": [1]}
+    for key, s in chains.items():
+        pool = "gpu" if runs[key].resources.gpu else "cpu"
+        pools[pool].append(s)
+        threads[pool].append(runs[key].resources.threads)
+    if allocation.executor == "slurm":  # one queue: `jobs` at once, GPUs are SLURM's concern
+        return lpt_makespan(pools["cpu"] + pools["gpu"], allocation.cpu_slots)
+    if not allocation.gpu_slots:  # no GPU slots: GPU jobs run on the CPU like the others
+        pools = {"cpu": pools["cpu"] + pools["gpu"], "gpu": []}
+        threads = {"cpu": threads["cpu"] + threads["gpu"], "gpu": [1]}
+    cpu_slots = max(1, allocation.cpu_slots // max(threads["cpu"]))
+    wall = lpt_makespan(pools["cpu"], cpu_slots) if pools["cpu"] else 0.0
+    if pools["gpu"]:  # a GPU job holds a slot and its threads' cores
+        gpu_slots = min(allocation.gpu_slots, max(1, allocation.cpu_slots // max(threads["gpu"])))
+        wall = max(wall, lpt_makespan(pools["gpu"], gpu_slots))
+    return wall
+
+
+def _chains(seconds: dict[RunKey, float], runs: dict[RunKey, Run]) -> dict[RunKey, float]:
+    """Merge a warm-started run into its source run's chain when both still have work."""
+    chains = dict(seconds)
+    for key in sorted(seconds):
+        source = runs[key].init_from
+        root = (source, key[1], key[2]) if source else None
+        while root is not None and root not in chains:  # source finished: follow further up
+            src = runs[root].init_from if root in runs else None
+            root = (src, key[1], key[2]) if src else None
+        if root is not None and root != key and key in chains:
+            chains[root] += chains.pop(key)
+    return chains
+
+
+def _usd(x: float | None) -> str:
+    return "-" if x is None else f"{x:,.2f}"
+
+
+def _hours(h: float) -> str:
+    return f"{h:,.2f}" if h >= 1 else f"{h:.3g}"
+
+
+def dry_run_block(
+    config: dict,
+    outputs: Iterable[str],
+    allocation: Allocation,
+    runs_dir: str | os.PathLike = "runs",
+    shard: str | None = None,
+) -> str:
+    """The block ``snakemake -n`` ends with: the plan of the jobs the dry run would run; for
+    a whole sweep on a pod, also its wall time and cost split across pods."""
+    jobs = parse_jobs("\n".join(outputs), expand_runs(config))
+    price, price_from = usd_per_gpu_hour(config.get("planning") or {})
+    head = f"rlpipe plan: {allocation.source}; $/GPU-hour from {price_from}"
+    if shard:
+        head += f"; shard {shard} of the sweep"
+    if not jobs:
+        return f"{head}\nno training or evaluation jobs to run"
+    text = head + "\n" + render(estimate(config, jobs, allocation, price, runs_dir))
+    if allocation.executor == "local" and not shard:
+        text += "\n" + pods_line(config, jobs, allocation, price, runs_dir)
+    return text
+
+
+POD_COUNTS = (1, 2, 4, 8)
+
+
+def pods_line(config, jobs, allocation, price, runs_dir, counts=POD_COUNTS) -> str:
+    """Wall time and pod cost of these jobs split into N shards (``shard=I/N``), each shard on
+    a pod like this machine: the slowest shard's plan, and N pods billed for it."""
+    from rlpipe import shards
+
+    runs = expand_runs(config)
+    weight = shards.weights(config, runs, runs_dir)
+    groups = shards.units(runs, config.get("datasets") or {})
+    parts = []
+    for n in counts:
+        placed = shards.assign(groups, weight, n, {})
+        walls = []
+        for i in range(1, n + 1):
+            mine = [j for j in jobs if placed[shards.run_name(j.run)] == i]
+            if mine:
+                walls.append(estimate(config, mine, allocation, price, runs_dir).wall_hours)
+        wall = max(walls, default=0.0)
+        part = f"{n}: {_hours(wall)} h"
+        if allocation.gpus and price is not None:
+            part += f" ${n * allocation.gpus * wall * price:,.2f}"
+        parts.append(part)
+    return "on N pods like this one (--config shard=I/N): " + ", ".join(parts)
+
+
+def render(plan: Plan) -> str:
+    """Plain-text table, one line per experiment plus totals and a footer."""
+    header = ["experiment", "algo", "train", "eval", "runs", "env steps", "durations from"]
+    header += ["job-h", "GPU-h", "USD"]
+    rows = [
+        [e.exp, e.algo, e.train_jobs, e.eval_jobs, e.runs, f"{e.env_steps:,}", e.duration_source]
+        + [_hours(e.job_hours), _hours(e.gpu_hours), _usd(e.usd)]
+        for e in plan.experiments
+    ]
+    exps = plan.experiments
+    rows.append(
+        ["TOTAL", "", sum(e.train_jobs for e in exps), sum(e.eval_jobs for e in exps)]
+        + [sum(e.runs for e in exps), f"{sum(e.env_steps for e in exps):,}", ""]
+        + [_hours(plan.job_hours), _hours(plan.gpu_hours), _usd(plan.usd)]
+    )
+    price = plan.usd_per_gpu_hour
+    footer = [f"wall time {_hours(plan.wall_hours)} h"]
+    footer.append(f"at ${price:.2f}/GPU-hour" if price is not None else "no price given")
+    alloc = plan.allocation
+    if alloc.executor == "local" and alloc.gpus and price is not None:
+        held = alloc.gpus * plan.wall_hours
+        footer.append(f"a pod of {alloc.gpus} GPU(s) for that time: ${held * price:,.2f}")
+    return text_table(header, rows) + "\n(" + "; ".join(footer) + ")"

@@ -1,0 +1,193 @@
+"""Content-based code provenance for rule scripts (torch-free; used while the DAG is built).
+
+Snakemake reruns a ``script:`` job when the script file is newer than its outputs, so a fresh
+``git clone`` (every file at checkout time) looks like a code change everywhere, while an edit
+to a library module the script imports is not noticed at all. rlpipe turns that trigger off
+(``rerun-triggers`` in ``profiles/default``) and gives every rule a ``code`` param instead: the
+hash of its script and of every ``rlpipe`` module the script imports, directly or through
+other rlpipe modules (function-level imports included, and the modules of the job functions
+it hands to the warm worker by name, ``"rlpipe.ppo:segment_job"``). A param change is an ordinary
+Snakemake rerun reason, and ``snakemake -n`` shows which file's hash changed.
+
+Hashes are of the parsed code without comments, formatting or docstrings, so editing those
+reruns nothing; any other change reruns exactly the jobs whose code it touches. Parsing every
+module is most of a dry run's own time, so hashes are kept across runs in a file
+(:func:`use_disk_cache`) keyed by each file's size and mtime: a changed or freshly cloned file
+is parsed again, an untouched one is not.
+"""
+
+from __future__ import annotations
+
+import ast
+import hashlib
+import json
+import re
+from functools import cache
+from pathlib import Path
+
+PACKAGE = "rlpipe"
+JOB_TARGET = re.compile(r"rlpipe(\.\w+)+:\w+_job")  # e.g. "rlpipe.ppo:segment_job"
+HASH_CHARS = 12
+
+
+def _strip_docstrings(tree: ast.AST) -> ast.AST:
+    for node in ast.walk(tree):
+        body = getattr(node, "body", None)
+        if (
+            isinstance(node, ast.Module | ast.ClassDef | ast.FunctionDef | ast.AsyncFunctionDef)
+            and body
+            and isinstance(body[0], ast.Expr)
+            and isinstance(body[0].value, ast.Constant)
+            and isinstance(body[0].value.value, str)
+        ):
+            node.body = body[1:] or [ast.Pass()]
+    return tree
+
+
+@cache
+def _parsed(path: Path) -> ast.Module:
+    return ast.parse(path.read_text(), filename=str(path))
+
+
+def source_hash(path: str | Path) -> str:
+    """Hash of a Python file's code, ignoring comments, formatting and docstrings."""
+    return _source_hash(Path(path).resolve())
+
+
+class _DiskCache:
+    """{file: [size, mtime_ns, hash]} kept in a JSON file between processes."""
+
+    def __init__(self):
+        self.path: Path | None = None
+        self.entries: dict[str, list] = {}
+        self.dirty = False
+
+    def load(self, path: Path) -> None:
+        self.path = path
+        try:
+            self.entries = json.loads(path.read_text())
+        except (OSError, ValueError):
+            self.entries = {}
+
+    def get(self, file: Path, stat):
+        entry = self.entries.get(str(file))
+        return entry[2] if entry and entry[:2] == [stat.st_size, stat.st_mtime_ns] else None
+
+    def put(self, file: Path, stat, digest: str) -> None:
+        if self.path is not None:
+            self.entries[str(file)] = [stat.st_size, stat.st_mtime_ns, digest]
+            self.dirty = True
+
+    def save(self) -> None:
+        if self.path is not None and self.dirty:
+            from rlpipe import atomic
+
+            atomic.write_json(self.path, self.entries)
+            self.dirty = False
+
+
+_DISK = _DiskCache()
+
+
+def use_disk_cache(path: str | Path) -> None:
+    """Keep file hashes in ``path`` across processes (see the module docstring)."""
+    _DISK.load(Path(path))
+
+
+@cache  # once per file and process: every rule's closure shares most modules
+def _source_hash(path: Path) -> str:
+    stat = path.stat()
+    digest = _DISK.get(path, stat)
+    if digest is None:
+        tree = _strip_docstrings(ast.parse(path.read_text(), filename=str(path)))
+        digest = hashlib.sha256(ast.dump(tree).encode()).hexdigest()[:HASH_CHARS]
+        _DISK.put(path, stat, digest)
+    return digest
+
+
+def _module_file(name: str, src_root: Path) -> Path | None:
+    """The file of an ``rlpipe`` module (package ``__init__`` or ``.py``), if it exists."""
+    base = src_root.joinpath(*name.split("."))
+    for candidate in (base / "__init__.py", base.with_suffix(".py")):
+        if candidate.is_file():
+            return candidate
+    return None
+
+
+@cache
+def _imported_modules(path: Path, module: str | None) -> frozenset[str]:
+    """Absolute names of the rlpipe modules a file imports (anywhere in the file)."""
+    stat = path.stat()
+    key = path.with_name(f"{path.name}#imports-of-{module}")
+    known = _DISK.get(key, stat)
+    if known is not None:
+        return frozenset(known)
+    names = _scan_imports(path, module)
+    _DISK.put(key, stat, sorted(names))
+    return names
+
+
+def _scan_imports(path: Path, module: str | None) -> frozenset[str]:
+    names = set()
+    package = module.rsplit(".", 1)[0] if module else None
+    if module and path.name == "__init__.py":
+        package = module
+    for node in ast.walk(_parsed(path)):
+        if isinstance(node, ast.Import):
+            names.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom):
+            base = node.module or ""
+            if node.level:
+                if package is None:
+                    continue
+                parts = package.split(".")
+                parts = parts[: len(parts) - node.level + 1]
+                base = ".".join(filter(None, [*parts, base]))
+            names.add(base)
+            names.update(f"{base}.{alias.name}" for alias in node.names)
+        elif isinstance(node, ast.Constant) and isinstance(node.value, str):
+            if JOB_TARGET.fullmatch(node.value):  # a job handed to the worker by name
+                names.add(node.value.split(":", 1)[0])
+    return frozenset(n for n in names if n == PACKAGE or n.startswith(PACKAGE + "."))
+
+
+def code_files(script: str | Path, src_root: str | Path) -> dict[str, Path]:
+    """The script plus the transitive closure of rlpipe modules it imports: {label: path}.
+
+    Labels are the script's file name and the modules' paths relative to ``src_root``.
+    """
+    src_root = Path(src_root)
+    script = Path(script)
+    files = {script.name: script}
+    todo = [(script, None)]
+    seen: set[str] = set()
+    while todo:
+        path, module = todo.pop()
+        for name in sorted(_imported_modules(path, module)):
+            # `from rlpipe.x import y` may name a module y or an attribute of x
+            parents = [".".join(name.split(".")[:i]) for i in range(1, name.count(".") + 2)]
+            for mod in parents:
+                if mod in seen:
+                    continue
+                file = _module_file(mod, src_root)
+                if file is None:
+                    continue
+                seen.add(mod)
+                files[str(file.relative_to(src_root))] = file
+                todo.append((file, mod))
+    return files
+
+
+def code_version(script: str | Path, src_root: str | Path) -> dict[str, str]:
+    """``{file: hash}`` of a rule script and the rlpipe modules it runs (a Snakemake param)."""
+    version = {
+        label: source_hash(path) for label, path in sorted(code_files(script, src_root).items())
+    }
+    _DISK.save()
+    return version
+
+
+def data_version(path: str | Path) -> str:
+    """Content hash of a data file a rule reads from the repository (a Snakemake param: an
+    edit reruns the rule, a fresh checkout's new mtime does not)."""
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()[:HASH_CHARS]

@@ -1,0 +1,1 @@
+"""Replay datasets: the episode file format, fetching from and publishing to rclone remotes."""

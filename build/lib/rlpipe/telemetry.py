@@ -1,0 +1,89 @@
+"""JSONL telemetry with CleanRL metric names.
+
+Lines are appended (and flushed) to ``<path>.<attempt>.live`` while a segment runs (the
+attempt is host and PID, so a retry never writes into an orphan's file), and status tools can
+follow progress; on ``close`` the file is renamed to ``<path>``, the Snakemake output.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import resource
+import time
+from pathlib import Path
+
+from rlpipe.atomic import attempt_alive, attempt_id
+
+LIVE_SUFFIX = ".live"
+
+
+class TelemetryWriter:
+    """Write one JSON object per line: ``global_step``, ``time``, ``elapsed_s`` + metrics."""
+
+    def __init__(self, path: str | os.PathLike, **static):
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        for stale in self.path.parent.glob(f"{self.path.name}.*{LIVE_SUFFIX}"):
+            if not attempt_alive(stale.name[len(self.path.name) + 1 : -len(LIVE_SUFFIX)]):
+                stale.unlink(missing_ok=True)  # a killed attempt's
+        self.live = self.path.with_name(f"{self.path.name}.{attempt_id()}{LIVE_SUFFIX}")
+        self._fh = open(self.live, "w")
+        self._t0 = time.time()
+        self._static = static
+
+    def log(self, global_step: int, **metrics) -> None:
+        now = time.time()
+        record = {"global_step": int(global_step), "time": now, "elapsed_s": now - self._t0}
+        record.update(self._static)
+        record.update({k: _plain(v) for k, v in metrics.items()})
+        record.update(process_usage())
+        self._fh.write(json.dumps(record) + "\n")
+        self._fh.flush()
+
+    def close(self) -> None:
+        self._fh.flush()
+        os.fsync(self._fh.fileno())
+        self._fh.close()
+        os.replace(self.live, self.path)
+
+    def __enter__(self) -> TelemetryWriter:
+        return self
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        if exc_type is None:
+            self.close()
+        else:
+            self._fh.close()
+
+
+def process_usage() -> dict:
+    """Peak memory and CPU time of the process that trains (``perf/*``). Snakemake's
+    benchmark files measure the job's own process tree, and a job handed to the warm worker
+    (``rlpipe.worker``) trains outside it: these are the figures of the training itself."""
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return {
+        "perf/max_rss_mb": usage.ru_maxrss / 1024,  # KiB on Linux
+        "perf/cpu_s": usage.ru_utime + usage.ru_stime,
+    }
+
+
+def _plain(value):
+    """Numpy/torch scalars -> Python numbers so json can encode them."""
+    if hasattr(value, "item"):
+        return value.item()
+    return value
+
+
+def read_jsonl(path: str | os.PathLike) -> list[dict]:
+    """Read a telemetry file; a bad line raises ValueError naming the file and line."""
+    records = []
+    with open(path) as fh:
+        for lineno, line in enumerate(fh, 1):
+            if not line.strip():
+                continue
+            try:
+                records.append(json.loads(line))
+            except json.JSONDecodeError as err:
+                raise ValueError(f"{path}:{lineno}: not valid JSON ({err.msg})") from err
+    return records

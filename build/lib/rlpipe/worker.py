@@ -1,0 +1,340 @@
+"""A warm worker: jobs hand their work to a process that has torch, EnvPool and numba loaded.
+
+A fresh job process pays seconds before its first step: Python, ``import torch``, EnvPool,
+and the first optimiser step, which imports ``torch._dynamo``. A segment's training may take
+no longer. So each machine keeps one worker per working directory:
+
+- The first job that finds none starts it, detached (its own session). It exits once its
+  jobs are done and the Snakemake run that started it has ended, or after ``IDLE_S`` without
+  jobs (``$RLPIPE_WORKER_IDLE_S``; under SLURM that run is on another machine: idle only).
+  It imports and warms the libraries on one thread, touches no CUDA and creates no
+  environment, so it has no threads and may fork.
+- A job (``run``) sends one JSON request over a UNIX socket in a private directory; the worker
+  forks a child that takes the job's working directory, environment (its GPU slot's
+  ``CUDA_VISIBLE_DEVICES`` included) and log file, runs the job function the request names
+  (an rlpipe ``*_job`` function of plain-data arguments, e.g. ``rlpipe.ppo:segment_job``) and
+  exits with its status, which the job process exits with.
+- Crash semantics stay those of a job process: if the job process dies (killed, or its
+  Snakemake died, see ``rlpipe.smk.jobguard``), its connection closes and the worker kills the
+  child at once; the child also watches the job process itself.
+- Stale code: a job sends the code versions of its rule (``rlpipe.provenance``). If the worker
+  loaded other versions of those modules, it refuses, exits, and the job runs in its own
+  process, so an edit to ``src/`` never runs old code.
+
+``RLPIPE_WORKER=0`` turns the worker off (each job runs in its own process, as before).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import hashlib
+import importlib
+import json
+import os
+import selectors
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import traceback
+from pathlib import Path
+
+ENV_OFF = "RLPIPE_WORKER"
+ENV_IDLE = "RLPIPE_WORKER_IDLE_S"
+IDLE_S = 120.0
+START_TIMEOUT_S = 120.0
+EXIT_ORPHANED = 75
+
+
+def socket_path(workdir: str | os.PathLike) -> Path:
+    """This machine's worker socket for ``workdir`` (node-local, in a private directory)."""
+    base = Path(tempfile.gettempdir(), f"rlpipe-{os.getuid()}")
+    base.mkdir(mode=0o700, exist_ok=True)
+    key = f"{socket.gethostname()}:{os.path.realpath(workdir)}"
+    return base / f"{hashlib.sha1(key.encode()).hexdigest()[:16]}.sock"
+
+
+# --- the job's side -------------------------------------------------------------------------
+
+
+def _check_target(target: str) -> None:
+    module, _, name = target.partition(":")
+    if not (module.startswith("rlpipe.") and name.endswith("_job")):
+        raise ValueError(f"{target!r} is not an rlpipe job function (rlpipe.MODULE:NAME_job)")
+
+
+def job_function(target: str):
+    """The job function ``module:function`` names: an rlpipe ``*_job`` function only."""
+    _check_target(target)
+    module, _, name = target.partition(":")
+    return getattr(importlib.import_module(module), name)
+
+
+def run(target: str, kwargs: dict, code: dict | None = None, log: str | None = None) -> int:
+    """Run the job function ``target`` with ``kwargs`` in the worker (started if needed) or,
+    failing that, here; returns the exit status the job process should end with.
+
+    ``code`` is the rule's code-version param: a worker that loaded other versions refuses.
+    """
+    _check_target(target)
+    if os.environ.get(ENV_OFF) != "0":
+        try:
+            status = _run_in_worker(target, kwargs, code or {}, log)
+        except OSError as exc:
+            print(f"rlpipe worker: unavailable ({exc}); running the job here", file=sys.stderr)
+            status = None
+        if status is not None:
+            return status
+    job_function(target)(**kwargs)
+    return 0
+
+
+def _run_in_worker(target: str, kwargs: dict, code: dict, log: str | None) -> int | None:
+    path = socket_path(os.getcwd())
+    conn = _connect(path) or _start(path)
+    request = {
+        "target": target,
+        "kwargs": kwargs,
+        "code": code,
+        "cwd": os.getcwd(),
+        "env": dict(os.environ),
+        "log": os.path.abspath(log) if log else None,
+        "client": _identity(),
+    }
+    with conn, conn.makefile("rw") as stream:
+        stream.write(json.dumps(request) + "\n")
+        stream.flush()
+        first = json.loads(stream.readline() or "{}")
+        reply = json.loads(stream.readline() or "{}") if "started" in first else first
+    if "exit" in reply:
+        return int(reply["exit"])
+    if "started" not in first:  # refused, or the worker was ending: nothing ran
+        print(f"rlpipe worker: {reply.get('refused', 'not available')}; running the job here")
+        return None
+    # The worker died under the job: its child ends once this process is gone, and a retry
+    # starts a fresh worker. Running the job here now could race that child.
+    print("rlpipe worker: lost the worker mid-job; failing so that Snakemake retries it")
+    return 1
+
+
+def _connect(path: Path) -> socket.socket | None:
+    conn = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    try:
+        conn.connect(str(path))
+    except OSError:
+        conn.close()
+        return None
+    return conn
+
+
+def _start(path: Path) -> socket.socket:
+    """Start the worker (one starter at a time) and connect to it."""
+    with open(path.with_suffix(".lock"), "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        conn = _connect(path)
+        if conn is not None:
+            return conn
+        path.unlink(missing_ok=True)  # a dead worker's socket
+        with open(path.with_suffix(".log"), "a") as out:
+            subprocess.Popen(
+                [sys.executable, "-m", "rlpipe.worker", str(path)],
+                stdin=subprocess.DEVNULL,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+        deadline = time.monotonic() + START_TIMEOUT_S
+        while (conn := _connect(path)) is None:
+            if time.monotonic() > deadline:
+                raise OSError(f"the worker did not start within {START_TIMEOUT_S:.0f}s")
+            time.sleep(0.05)
+        return conn
+
+
+def _identity() -> str:
+    from rlpipe.smk.jobguard import identity
+
+    return identity()
+
+
+# --- the worker's side ----------------------------------------------------------------------
+
+
+# What the worker loads before it forks: by name, so that no rule's code version (which
+# follows imports, rlpipe.provenance) depends on every algorithm through the worker.
+WARM_MODULES = (
+    "envpool",  # registers its tasks; an environment would start threads: none is made
+    "numba",
+    "torch",
+    "rlpipe.ppo",
+    "rlpipe.bc",
+    "rlpipe.qlearn.train",
+    "rlpipe.evaluate",
+    "rlpipe.replays.record",
+)
+
+
+def warm() -> None:
+    """Import and warm the libraries jobs use, on one thread, without CUDA or environments."""
+    for name in WARM_MODULES:
+        importlib.import_module(name)
+    import torch
+
+    torch.set_num_threads(1)
+    model = torch.nn.Linear(4, 2)  # the first optimiser step imports torch._dynamo (seconds)
+    optimizer = torch.optim.Adam(model.parameters())
+    model(torch.zeros(1, 4)).sum().backward()
+    optimizer.step()
+
+
+def loaded_versions() -> dict[str, str]:
+    """Code versions of the rlpipe modules this process has loaded, keyed like the rules'
+    ``code`` params (``rlpipe/ppo.py``)."""
+    from rlpipe.provenance import source_hash
+
+    out = {}
+    for name, module in list(sys.modules.items()):
+        file = getattr(module, "__file__", None)
+        if (name == "rlpipe" or name.startswith("rlpipe.")) and file:
+            root = Path(file).parents[name.count(".") + (file.endswith("__init__.py"))]
+            out[str(Path(file).relative_to(root))] = source_hash(file)
+    return out
+
+
+def _stale(code: dict, loaded: dict) -> list[str]:
+    return sorted(f for f, h in code.items() if f in loaded and loaded[f] != h)
+
+
+def serve(path: Path, idle_s: float | None = None) -> None:
+    """Accept jobs on ``path`` until idle for ``idle_s`` or the run that started it is over
+    (or until handed code it did not load)."""
+    from rlpipe.smk.jobguard import ENV_MAIN, alive
+
+    idle_s = float(os.environ.get(ENV_IDLE, IDLE_S)) if idle_s is None else idle_s
+    main = None if os.environ.get("SLURM_JOB_ID") else os.environ.get(ENV_MAIN)
+    warm()
+    threads = len(os.listdir("/proc/self/task"))
+    if threads != 1:
+        raise SystemExit(f"rlpipe worker: {threads} threads after warm-up; cannot fork safely")
+    loaded = loaded_versions()
+    listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    listener.bind(str(path))
+    os.chmod(path, 0o600)
+    bound = path.stat().st_ino
+    listener.listen(64)
+    print(f"rlpipe worker {os.getpid()}: serving {path}", flush=True)
+    sel = selectors.DefaultSelector()
+    sel.register(listener, selectors.EVENT_READ, None)
+    children: dict[int, socket.socket] = {}
+    idle_since = time.monotonic()
+    try:
+        while children or (
+            time.monotonic() - idle_since < idle_s and (main is None or alive(main))
+        ):
+            for key, _ in sel.select(timeout=0.05):
+                if key.data is None:
+                    conn, _ = listener.accept()
+                    request = _read_request(conn)
+                    stale = _stale(request.get("code", {}), loaded) if request else []
+                    if request is None or stale:
+                        why = f"it loaded other versions of {stale}" if stale else "bad request"
+                        _reply(conn, {"refused": why})
+                        if stale:
+                            return  # let a fresh worker load the new code
+                        continue
+                    if main is not None:  # live as long as the latest run using it
+                        main = request["env"].get(ENV_MAIN, main)
+                    pid = os.fork()
+                    if pid == 0:
+                        _child(request, [listener, conn, *children.values()])
+                    with contextlib.suppress(OSError):
+                        conn.sendall((json.dumps({"started": pid}) + "\n").encode())
+                    children[pid] = conn
+                    sel.register(conn, selectors.EVENT_READ, pid)
+                else:  # the job process closed its end: it is gone; so goes its child
+                    with contextlib.suppress(ProcessLookupError):
+                        os.kill(key.data, signal.SIGKILL)
+                    sel.unregister(key.fileobj)
+            for pid, conn in list(children.items()):
+                done, status = os.waitpid(pid, os.WNOHANG)
+                if done:
+                    with contextlib.suppress(KeyError, ValueError):
+                        sel.unregister(conn)
+                    _reply(conn, {"exit": os.waitstatus_to_exitcode(status)})
+                    del children[pid]
+                    idle_since = time.monotonic()
+    finally:
+        listener.close()  # pending connections are refused from here on
+        with contextlib.suppress(FileNotFoundError):
+            if path.stat().st_ino == bound:  # not a newer worker's socket
+                path.unlink()
+
+
+def _read_request(conn: socket.socket) -> dict | None:
+    conn.settimeout(10)
+    try:
+        with conn.makefile("r") as stream:
+            return json.loads(stream.readline())
+    except (OSError, ValueError):
+        return None
+    finally:
+        conn.settimeout(None)
+
+
+def _reply(conn: socket.socket, message: dict) -> None:
+    with contextlib.suppress(OSError):
+        conn.sendall((json.dumps(message) + "\n").encode())
+    conn.close()
+
+
+def _child(request: dict, sockets: list[socket.socket]) -> None:
+    """In the forked child: become the job, run it, exit with its status (never returns)."""
+    status = 1
+    try:
+        for sock in sockets:
+            sock.close()
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+        os.chdir(request["cwd"])
+        os.environ.clear()
+        os.environ.update(request["env"])
+        if request.get("log"):
+            fd = os.open(request["log"], os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+            os.dup2(fd, 1)
+            os.dup2(fd, 2)
+            os.close(fd)
+            sys.stdout = sys.stderr = open(1, "w", buffering=1, closefd=False)
+        _watch(request["client"])
+        job_function(request["target"])(**request["kwargs"])
+        status = 0
+    except SystemExit as exc:
+        status = exc.code if isinstance(exc.code, int) else 1
+    except BaseException:
+        traceback.print_exc()
+    finally:
+        with contextlib.suppress(Exception):
+            sys.stdout.flush()
+        os._exit(status)
+
+
+def _watch(client: str) -> None:
+    """End this child as soon as the job process that asked for it is gone."""
+    from rlpipe.smk.jobguard import alive
+
+    def watch() -> None:
+        while alive(client):
+            time.sleep(0.5)
+        os._exit(EXIT_ORPHANED)
+
+    threading.Thread(target=watch, name="rlpipe-worker-client", daemon=True).start()
+
+
+if __name__ == "__main__":
+    # Thread pools start when their library is imported; the worker needs none (a job sets
+    # torch's threads itself), and a process with threads must not fork.
+    for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+        os.environ[var] = "1"
+    serve(Path(sys.argv[1]))
