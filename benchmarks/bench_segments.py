@@ -13,6 +13,7 @@ Wall times are of the whole `snakemake` command, start-up and DAG included.
 
 from __future__ import annotations
 
+import argparse
 import csv
 import json
 import os
@@ -95,10 +96,13 @@ def _bench_s(path: Path) -> float:
 
 
 def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--repeats", type=int, default=2, help="runs per variant (median)")
+    repeats = parser.parse_args().repeats
     results = {}
     for worker in (True, False):
-        one = statistics.median(pong_run(1, worker) for _ in range(2))
-        ten = statistics.median(pong_run(10, worker) for _ in range(2))
+        one = statistics.median(pong_run(1, worker) for _ in range(repeats))
+        ten = statistics.median(pong_run(10, worker) for _ in range(repeats))
         key = "worker" if worker else "no_worker"
         results[f"pong_40960_{key}"] = {
             "wall_1_segment_s": one,

@@ -123,15 +123,29 @@ def checkpoints(workdir: Path) -> dict[str, str]:
     return {str(p.relative_to(workdir)): sha256(p) for p in files}
 
 
-def durable_segments(keys: set[str]) -> set[str]:
-    """Checkpoints whose training job is durable: its checkpoint and its telemetry (a kill
-    between the upload of one job's records can leave only one of them on the remote; that
-    job is not durable yet, and rerunning it is right)."""
+def durable_segments(remote_root: Path) -> set[str]:
+    """Checkpoints (and Q-tables) of the segments a new pod must not train again: those whose
+    job is recorded on the remote (checkpoint and telemetry records both there) and so is
+    every earlier segment of the run. A kill during the upload of one round's records can
+    leave a job half-recorded; that job is not durable, and its run rightly trains again
+    from there (a later segment's input would change)."""
+    from rlpipe.smk.metadata import METADATA, key_of
+
+    meta = Path(remote_root) / METADATA
+    recorded = {key_of(str(p.relative_to(remote_root))) for p in meta.rglob("*") if p.is_file()}
+    runs: dict[str, dict[str, set[str]]] = {}
+    for key in recorded:
+        m = re.match(r"(runs/.+)/(ckpt|qtable|telemetry)/(step_\d+)\.(pt|npz|jsonl)$", key)
+        if m:
+            runs.setdefault(m[1], {}).setdefault(m[3], set()).add(key)
     out = set()
-    for key in keys:
-        m = re.match(r"(runs/.+)/(ckpt|qtable)/(step_\d+)\.(pt|npz)$", key)
-        if m and f"{m[1]}/telemetry/{m[3]}.jsonl" in keys:
-            out.add(key)
+    for steps in runs.values():
+        for step in sorted(steps):
+            keys = steps[step]
+            ckpt = [k for k in keys if "/telemetry/" not in k]
+            if len(keys) < 2 or not ckpt:
+                break  # this segment's job is not fully recorded: later ones retrain too
+            out.update(ckpt)
     return out
 
 

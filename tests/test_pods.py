@@ -122,11 +122,11 @@ def test_new_pods_resume_the_demo_through_kills(make_pod, tmp_path, rclone_serve
             2.0,
         ),
     ]
-    retrained, durable_before = {}, set()
+    retrained, durable_before, durable_count = {}, set(), 0
     for i, (what, trigger, progress, delay) in enumerate(kills):
         pod = make_pod(f"pod{i}", env)
         proc = pod.start()
-        need = len(durable_before) + progress
+        need = durable_count + progress
 
         def ready(trigger=trigger, proc=proc, pod=pod, need=need):
             return len(durable_keys(rclone_server)) >= need and trigger(proc, pod)
@@ -134,14 +134,15 @@ def test_new_pods_resume_the_demo_through_kills(make_pod, tmp_path, rclone_serve
         wait_until(ready, 900, proc, what)
         time.sleep(rng.uniform(0, delay))
         kill_tree(proc)
-        retrained[what + str(i)] = trained(pod.output()) & durable_segments(durable_before)
-        durable_before = durable_keys(rclone_server)
-        print(f"killed pod{i} {what}: {len(durable_before)} outputs durable")
+        retrained[what + str(i)] = trained(pod.output()) & durable_before
+        durable_before = durable_segments(rclone_server.root / "state")
+        durable_count = len(durable_keys(rclone_server))
+        print(f"killed pod{i} {what}: {durable_count} outputs durable")
         shutil.rmtree(pod.dir)  # the pod and its disk are gone
 
     final = make_pod("final", env)
     log = final.run()
-    retrained["final"] = trained(log) & durable_segments(durable_before)
+    retrained["final"] = trained(log) & durable_before
     assert not any(retrained.values()), f"durable segments trained again: {retrained}"
 
     assert reference_run.wait(timeout=900) == 0, reference.output()[-3000:]
