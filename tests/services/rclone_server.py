@@ -27,9 +27,19 @@ REQUEST = re.compile(r": (?P<path>/\S*): (?P<method>[A-Z]+) from ")
 
 
 def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+    """A free port, from a range of its own per pytest-xdist worker: a test that stops its
+    server (an outage) must not see another worker's new server take the freed port."""
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "gw0")
+    base = 20000 + 4000 * int(worker.removeprefix("gw") or 0)
+    for _ in range(200):
+        port = base + secrets.randbelow(4000)
+        with socket.socket() as s:
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
+    raise RuntimeError(f"no free port in {base}-{base + 3999}")
 
 
 def obscure(binary: str, secret: str) -> str:
