@@ -12,6 +12,7 @@ from rlpipe import provenance
 from conftest import TINY_PPO
 from pipeline import REPO, Workdir
 
+_BUILD_LITTER = shutil.ignore_patterns("__pycache__", "*.egg-info")
 CODE = "import os\n\n\ndef f(x):\n    '''Doc.'''\n    return x + 1  # note\n"
 
 
@@ -114,8 +115,14 @@ def test_a_wheel_carries_the_schema_and_baselines_it_reads(tmp_path):
     import sys
     import zipfile
 
+    # A copy of what the wheel is built from: setuptools writes build/ into its source tree.
+    source = tmp_path / "source"
+    shutil.copytree(REPO / "src", source / "src", symlinks=True, ignore=_BUILD_LITTER)
+    for name in ("workflow/schemas", "config"):
+        shutil.copytree(REPO / name, source / name)
+    shutil.copy2(REPO / "pyproject.toml", source)
     cmd = [sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "--no-build-isolation"]
-    subprocess.run([*cmd, str(REPO), "-w", str(tmp_path)], check=True, capture_output=True)
+    subprocess.run([*cmd, str(source), "-w", str(tmp_path)], check=True, capture_output=True)
     (wheel,) = tmp_path.glob("rlpipe-*.whl")
     with zipfile.ZipFile(wheel) as zf:
         for name, source in (

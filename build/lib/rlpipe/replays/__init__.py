@@ -1,1 +1,0 @@
-"""Replay datasets: the episode file format, fetching from and publishing to rclone remotes."""
