@@ -25,18 +25,11 @@ import time
 from pathlib import Path
 
 import yaml
+from bench_vs_cleanrl import HPARAMS as CLEANRL_PONG  # CleanRL's Atari defaults
 
 REPO = Path(__file__).resolve().parents[1]
 OUT = REPO / "benchmarks/out"
 SNAKEMAKE = str(Path(sys.executable).parent / "snakemake")
-CLEANRL_PONG = {  # CleanRL ppo_atari_envpool.py defaults
-    "num_envs": 8,
-    "num_steps": 128,
-    "num_minibatches": 4,
-    "update_epochs": 4,
-    "clip_coef": 0.1,
-    "learning_rate": 2.5e-4,
-}
 DEMO_CARTPOLE = yaml.safe_load((REPO / "config/config.yaml").read_text())["experiments"][
     "ppo-cartpole"
 ]

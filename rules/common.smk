@@ -129,7 +129,7 @@ def shard_assignment():
             )
         except RemoteNotFound:
             pass
-    assignment = shards.plan_assignment(config, RUNS, SHARD.count, stored, RUNS_DIR)
+    assignment = shards.plan_assignment(config, SHARD.count, stored, RUNS_DIR)
     if MAIN_RUN:
         atomic.write_text(local, assignment.to_json())
     if remote is not None and assignment != stored and not invocation.dry_run():

@@ -123,18 +123,27 @@ def checkpoints(workdir: Path) -> dict[str, str]:
     return {str(p.relative_to(workdir)): sha256(p) for p in files}
 
 
+def recorded(remote_root: Path) -> set[str]:
+    """Outputs whose provenance record is on the remote directory ``remote_root``."""
+    from rlpipe.smk.metadata import METADATA, key_of
+
+    meta = Path(remote_root) / METADATA
+    return {key_of(str(p.relative_to(remote_root))) for p in meta.rglob("*") if p.is_file()}
+
+
+def durable_outputs(remote_root: Path) -> set[str]:
+    """Outputs on the remote directory whose record is there too (what restore trusts)."""
+    return {k for k in recorded(remote_root) if (Path(remote_root) / k).is_file()}
+
+
 def durable_segments(remote_root: Path) -> set[str]:
     """Checkpoints (and Q-tables) of the segments a new pod must not train again: those whose
     job is recorded on the remote (checkpoint and telemetry records both there) and so is
     every earlier segment of the run. A kill during the upload of one round's records can
     leave a job half-recorded; that job is not durable, and its run rightly trains again
     from there (a later segment's input would change)."""
-    from rlpipe.smk.metadata import METADATA, key_of
-
-    meta = Path(remote_root) / METADATA
-    recorded = {key_of(str(p.relative_to(remote_root))) for p in meta.rglob("*") if p.is_file()}
     runs: dict[str, dict[str, set[str]]] = {}
-    for key in recorded:
+    for key in recorded(remote_root):
         m = re.match(r"(runs/.+)/(ckpt|qtable|telemetry)/(step_\d+)\.(pt|npz|jsonl)$", key)
         if m:
             runs.setdefault(m[1], {}).setdefault(m[3], set()).add(key)

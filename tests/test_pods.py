@@ -23,6 +23,7 @@ from pipeline import live_lines, live_telemetry
 from pods import (
     Pod,
     checkpoints,
+    durable_outputs,
     durable_segments,
     kill_tree,
     restore_line,
@@ -41,13 +42,7 @@ DETERMINISTIC += ["iqm", "env_steps"]
 
 def durable_keys(server: RcloneWebdavServer) -> set[str]:
     """Outputs on the remote whose provenance record is there too (what restore trusts)."""
-    from rlpipe.smk.metadata import METADATA, key_of
-
-    root = server.root / "state"
-    records = {
-        key_of(str(p.relative_to(root))) for p in (root / METADATA).rglob("*") if p.is_file()
-    }
-    return {k for k in records if (root / k).is_file()}
+    return durable_outputs(server.root / "state")
 
 
 def remote_checkpoints(server: RcloneWebdavServer) -> dict[str, str]:

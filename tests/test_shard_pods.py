@@ -11,7 +11,15 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from pods import Pod, checkpoints, durable_segments, kill_tree, started_jobs, wait_until
+from pods import (
+    Pod,
+    checkpoints,
+    durable_outputs,
+    durable_segments,
+    kill_tree,
+    started_jobs,
+    wait_until,
+)
 
 pytestmark = pytest.mark.slow
 
@@ -19,16 +27,6 @@ CONFIG = "--configfile tests/configs/sweep.yaml"
 SWEEP = f"{CONFIG} owners.yaml"  # a pod's extra config file: owner timeouts
 TRAINING_RULES = ("ppo_segment", "qlearn_segment", "bc_segment")
 DETERMINISTIC = ["exp", "env", "algo", "seeds", "final_return_mean", "ci95_low", "ci95_high"]
-
-
-def durable(root: Path) -> set[str]:
-    """Outputs on the remote directory ``root`` whose provenance record is there too."""
-    from rlpipe.smk.metadata import METADATA, key_of
-
-    records = {
-        key_of(str(p.relative_to(root))) for p in (root / METADATA).rglob("*") if p.is_file()
-    }
-    return {k for k in records if (root / k).is_file()}
 
 
 def trained(log: str) -> set[str]:
@@ -75,7 +73,7 @@ def test_three_pods_share_a_sweep_through_a_kill(make_pod, rclone_server):
     mine_dirs = {"runs/" + n for n in mine}
 
     def shard2_mid_segment():
-        done = {k for k in durable(state) if any(k.startswith(d) for d in mine_dirs)}
+        done = {k for k in durable_outputs(state) if any(k.startswith(d) for d in mine_dirs)}
         live = any(pods[2].dir.glob("runs/*/*/*/telemetry/*.live"))
         return any("/ckpt/" in k or "/qtable/" in k for k in done) and live
 

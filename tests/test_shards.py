@@ -58,7 +58,7 @@ def test_a_stored_split_of_another_size_is_refused():
     config = demo()
     stored = shards.Assignment(3, {})
     with pytest.raises(ConfigError, match=r"split into 3 shards .* use shard=I/3"):
-        shards.plan_assignment(config, expand_runs(config), 2, stored, "runs")
+        shards.plan_assignment(config, 2, stored, "runs")
 
 
 @pytest.mark.parametrize("value", ["0/3", "4/3", "2", "a/b", "2/0"])

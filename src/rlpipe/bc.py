@@ -26,7 +26,7 @@ from rlpipe.seeding import derive_seed
 from rlpipe.segment import Segment
 from rlpipe.storage import manifest as mf
 from rlpipe.telemetry import TelemetryWriter
-from rlpipe.watchdog import Watchdog
+from rlpipe.watchdog import run_watched
 
 
 def load_dataset(dataset_dir: str | Path, env_id: str) -> tuple[np.ndarray, np.ndarray, int]:
@@ -144,9 +144,8 @@ def segment_job(
     stall_timeout: float = 600,
 ) -> None:
     """One BC segment as a job (plain-data arguments, see ``rlpipe.worker``)."""
-    with Watchdog(stall_timeout, ckpt) as watchdog:
-        result = train_segment(
-            Segment(env, seed, start, end), hparams, dataset, ckpt, telemetry, prev, threads,
-            watchdog.beat,
-        )  # fmt: skip
-    print(f"segment done: {result}")
+    segment = Segment(env, seed, start, end)
+    run_watched(
+        lambda beat: train_segment(segment, hparams, dataset, ckpt, telemetry, prev, threads, beat),
+        stall_timeout, ckpt,
+    )  # fmt: skip

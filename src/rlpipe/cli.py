@@ -43,26 +43,24 @@ def sync_telemetry(remote: str, dest: str | Path) -> None:
         raise RuntimeError(str(err)) from None
 
 
-def sharded_sweep(remote: str) -> shards.Assignment | None:
-    """The shard assignment when ``remote`` is the durable mirror of a sharded sweep."""
-    from rlpipe.storage.rclone import RcloneRemote, RemoteError, RemoteNotFound
+def sharded_sweep(client) -> shards.Assignment | None:
+    """The shard assignment when ``client``'s remote is the mirror of a sharded sweep."""
+    from rlpipe.storage.rclone import RemoteError, RemoteNotFound
 
     try:
-        client = RcloneRemote(remote, retries=1)
-        return shards.Assignment.from_json(
-            client.cat(shards.ASSIGNMENT_REL), client.path(shards.ASSIGNMENT_REL)
-        )
+        text = client.cat(shards.ASSIGNMENT_REL)
     except RemoteNotFound:
         return None
     except RemoteError as err:
         raise RuntimeError(str(err)) from None
+    return shards.Assignment.from_json(text, client.path(shards.ASSIGNMENT_REL))
 
 
-def shard_view(remote: str, sweep: shards.Assignment, config: dict | None, runs_dir) -> str:
+def shard_view(client, sweep: shards.Assignment, config: dict | None, runs_dir) -> str:
     """The shard table of a sharded sweep's mirror (owners read from the remote)."""
-    from rlpipe.storage.rclone import RcloneRemote
+    from rlpipe.durable import Settings
 
-    owners = shards.read_owners(RcloneRemote(remote, retries=1), sweep.count)
+    owners = shards.read_owners(client, sweep.count)
     durable_segments = {
         shards.run_name(key): len(
             layout.of_kind(
@@ -74,16 +72,20 @@ def shard_view(remote: str, sweep: shards.Assignment, config: dict | None, runs_
     totals = {}
     if config:
         totals = {shards.run_name(k): len(r.steps) for k, r in expand_runs(config).items()}
-    timeout = float((config or {}).get("durable", {}).get("owner_timeout_s", 120.0))
+    section = (config or {}).get("durable") or {}
+    timeout = float(section.get("owner_timeout_s", Settings.owner_timeout_s))
     return shards.status_table(sweep, owners, durable_segments, totals, timeout, time.time())
 
 
 def cmd_status(args) -> int:
+    from rlpipe.storage.rclone import RcloneRemote
+
     config = load_config(args.config)
     totals = status.totals_from_config(config) if config else {}
     runs_dir = args.runs_dir
     tmp = tempfile.mkdtemp(prefix="rlpipe-status-") if args.remote else None
-    sweep = sharded_sweep(args.remote) if args.remote else None
+    client = RcloneRemote(args.remote, retries=1) if args.remote else None
+    sweep = sharded_sweep(client) if client else None
     runs_remote = f"{args.remote.rstrip('/')}/runs" if sweep else args.remote
     try:
         while True:
@@ -92,7 +94,7 @@ def cmd_status(args) -> int:
                 runs_dir = tmp
             table = status.render(status.collect(runs_dir, totals, args.stall_timeout))
             if sweep:
-                table = shard_view(args.remote, sweep, config, runs_dir) + "\n\n" + table
+                table = shard_view(client, sweep, config, runs_dir) + "\n\n" + table
             if not args.watch:
                 print(table)
                 return 0

@@ -235,18 +235,22 @@ def default_sps(planning: dict, algo: str, env: str) -> tuple[float, str]:
 
 
 class Durations:
-    """Seconds of each job, and a note per experiment on where they came from."""
+    """Seconds of each job, and a note per experiment on where they came from. The run tree
+    is read once per experiment, however many plans (one per shard count) ask."""
 
     def __init__(self, config: dict, runs_dir: str | os.PathLike):
         self.config, self.runs_dir = config, runs_dir
+        self.runs = expand_runs(config)
         self.planning = config.get("planning") or {}
         self.sources: dict[str, set[str]] = {}
         self._measured: dict[str, dict] = {}
+        self._sps: dict[str, tuple[float, int] | None] = {}
 
     def __call__(self, job: Job) -> float:
         spec = self.config["experiments"][job.exp]
         if job.exp not in self._measured:
             self._measured[job.exp] = measured(self.runs_dir, job.exp)
+            self._sps[job.exp] = measured_sps(self.runs_dir, job.exp)
         mine = self._measured[job.exp]
         notes = self.sources.setdefault(job.exp, set())
         if job.kind == "eval":
@@ -260,7 +264,7 @@ class Durations:
         if "train" in mine:
             notes.add(f"train measured ({mine['train'][1]} jobs)")
             return mine["train"][0] * steps
-        sps_measured = measured_sps(self.runs_dir, job.exp)
+        sps_measured = self._sps[job.exp]
         if sps_measured:
             sps = sps_measured[0]
             notes.add(f"SPS measured {sps:.0f}")
@@ -306,10 +310,12 @@ def estimate(
     allocation: Allocation,
     usd_per_gpu_hour: float | None = None,
     runs_dir: str | os.PathLike = "runs",
+    seconds: Durations | None = None,
 ) -> Plan:
-    """Job-hours, billed GPU-hours, wall time and cost of ``jobs`` under ``allocation``."""
-    runs = expand_runs(config)
-    seconds = Durations(config, runs_dir)
+    """Job-hours, billed GPU-hours, wall time and cost of ``jobs`` under ``allocation``
+    (``seconds``: the job durations, when the caller plans several times)."""
+    seconds = seconds or Durations(config, runs_dir)
+    runs = seconds.runs
     chains: dict[RunKey, float] = {}  # serial training seconds per run
     evals: dict[str, list[float]] = {"cpu": [], "gpu": []}
     by_exp: dict[str, list[tuple[Job, float]]] = {}
@@ -413,23 +419,23 @@ def dry_run_block(
         head += f"; shard {shard} of the sweep"
     if not jobs:
         return f"{head}\nno training or evaluation jobs to run"
-    text = head + "\n" + render(estimate(config, jobs, allocation, price, runs_dir))
+    seconds = Durations(config, runs_dir)
+    text = head + "\n" + render(estimate(config, jobs, allocation, price, runs_dir, seconds))
     if allocation.executor == "local" and not shard:
-        text += "\n" + pods_line(config, jobs, allocation, price, runs_dir)
+        text += "\n" + pods_line(config, jobs, allocation, price, seconds)
     return text
 
 
 POD_COUNTS = (1, 2, 4, 8)
 
 
-def pods_line(config, jobs, allocation, price, runs_dir, counts=POD_COUNTS) -> str:
+def pods_line(config, jobs, allocation, price, seconds: Durations, counts=POD_COUNTS) -> str:
     """Wall time and pod cost of these jobs split into N shards (``shard=I/N``), each shard on
     a pod like this machine: the slowest shard's plan, and N pods billed for it."""
     from rlpipe import shards
 
-    runs = expand_runs(config)
-    weight = shards.weights(config, runs, runs_dir)
-    groups = shards.units(runs, config.get("datasets") or {})
+    weight = shards.weights(seconds)
+    groups = shards.units(seconds.runs, config.get("datasets") or {})
     parts = []
     for n in counts:
         placed = shards.assign(groups, weight, n, {})
@@ -437,7 +443,8 @@ def pods_line(config, jobs, allocation, price, runs_dir, counts=POD_COUNTS) -> s
         for i in range(1, n + 1):
             mine = [j for j in jobs if placed[shards.run_name(j.run)] == i]
             if mine:
-                walls.append(estimate(config, mine, allocation, price, runs_dir).wall_hours)
+                plan = estimate(config, mine, allocation, price, seconds.runs_dir, seconds)
+                walls.append(plan.wall_hours)
         wall = max(walls, default=0.0)
         part = f"{n}: {_hours(wall)} h"
         if allocation.gpus and price is not None:

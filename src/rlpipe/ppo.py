@@ -21,7 +21,7 @@ from rlpipe.gpu_slots import placement
 from rlpipe.seeding import derive_seed
 from rlpipe.segment import Segment
 from rlpipe.telemetry import TelemetryWriter
-from rlpipe.watchdog import Watchdog
+from rlpipe.watchdog import run_watched
 
 
 def build_agent(env_id: str, envs) -> ActorCritic:
@@ -181,12 +181,11 @@ def segment_job(
 ) -> None:
     """One PPO segment as a job (plain-data arguments, see ``rlpipe.worker``); the stall
     watchdog ends it if its loop stops making progress."""
-    with Watchdog(stall_timeout, ckpt) as watchdog:
-        result = train_segment(
-            Segment(env, seed, start, end), hparams, ckpt, telemetry, prev, init, threads,
-            watchdog.beat,
-        )  # fmt: skip
-    print(f"segment done: {result}")
+    segment = Segment(env, seed, start, end)
+    run_watched(
+        lambda beat: train_segment(segment, hparams, ckpt, telemetry, prev, init, threads, beat),
+        stall_timeout, ckpt,
+    )  # fmt: skip
 
 
 def _obs_dtype(agent: ActorCritic) -> torch.dtype:

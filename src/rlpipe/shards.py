@@ -102,14 +102,14 @@ def units(runs: dict[RunKey, Run], datasets: dict) -> list[list[RunKey]]:
     return sorted(groups.values())
 
 
-def weights(config: dict, runs: dict[RunKey, Run], runs_dir: str | os.PathLike) -> dict:
-    """Planned seconds of each run's whole chain (every segment and evaluation), times the
-    GPUs a job takes (at least 1): GPU-hours where runs use GPUs, job-hours where none do."""
+def weights(seconds) -> dict:
+    """Planned seconds of each run's whole chain (every segment and evaluation) by
+    ``seconds`` (a ``plan.Durations``), times the GPUs a job takes (at least 1): GPU-hours
+    where runs use GPUs, job-hours where none do."""
     from rlpipe import plan
 
-    seconds = plan.Durations(config, runs_dir)
     out = {}
-    for key, run in runs.items():
+    for key, run in seconds.runs.items():
         gpu = run.resources.gpu
         total = 0.0
         for i, end in enumerate(run.steps):
@@ -169,9 +169,7 @@ class Assignment:
         return {name for name, i in self.runs.items() if i == index}
 
 
-def plan_assignment(
-    config: dict, runs: dict[RunKey, Run], count: int, stored: Assignment | None, runs_dir
-) -> Assignment:
+def plan_assignment(config: dict, count: int, stored: Assignment | None, runs_dir) -> Assignment:
     """The assignment for ``count`` shards: ``stored`` extended with the config's new runs."""
     if stored is not None and stored.count != count:
         raise ConfigError(
@@ -179,8 +177,11 @@ def plan_assignment(
             f"remote), not {count}: use shard=I/{stored.count}, or delete that file once no pod "
             "runs, to split it afresh"
         )
-    groups = units(runs, config.get("datasets") or {})
-    placed = assign(groups, weights(config, runs, runs_dir), count, stored.runs if stored else {})
+    from rlpipe import plan
+
+    seconds = plan.Durations(config, runs_dir)
+    groups = units(seconds.runs, config.get("datasets") or {})
+    placed = assign(groups, weights(seconds), count, stored.runs if stored else {})
     return Assignment(count, {**(stored.runs if stored else {}), **placed})
 
 
@@ -198,8 +199,8 @@ def owner_id(workdir: str | os.PathLike) -> str:
 
 @dataclass
 class OwnerSettings:
-    timeout_s: float = 120.0  # a heartbeat older than this is a dead owner
-    wait_s: float = 180.0  # how long a claim waits for a live owner's heartbeat to expire
+    timeout_s: float  # a heartbeat older than this is a dead owner
+    wait_s: float  # how long a claim waits for a live owner's heartbeat to expire
     settle_s: float = 2.0  # claim write -> read back, to catch a simultaneous claim
 
     @property

@@ -78,3 +78,11 @@ class Watchdog:
         err.flush()
         faulthandler.dump_traceback(file=err.fileno(), all_threads=True)
         os._exit(EXIT_CODE)
+
+
+def run_watched(train, stall_timeout_s: float, what: str) -> None:
+    """Run one training segment, ``train(heartbeat)``, under a watchdog (how every
+    algorithm's ``segment_job`` runs its trainer), and print its result to the job log."""
+    with Watchdog(stall_timeout_s, what) as watchdog:
+        result = train(watchdog.beat)
+    print(f"segment done: {result}")

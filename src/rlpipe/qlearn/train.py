@@ -20,7 +20,7 @@ from rlpipe.qlearn.indexer import build_indexer
 from rlpipe.qlearn.replay import PrioritizedReplay
 from rlpipe.seeding import derive_seed
 from rlpipe.telemetry import TelemetryWriter
-from rlpipe.watchdog import Watchdog
+from rlpipe.watchdog import run_watched
 
 RNG_STREAM = 1  # derive_seed(seed, 0, RNG_STREAM): the agent's RNG, distinct from the envs'
 
@@ -189,12 +189,13 @@ def segment_job(
     stall_timeout: float = 600,
 ) -> None:
     """One Q-learning segment as a job (plain-data arguments, see ``rlpipe.worker``)."""
-    with Watchdog(stall_timeout, ckpt) as watchdog:
-        result = train_segment(
+    run_watched(
+        lambda beat: train_segment(
             env, seed, hparams, start, end, prev or init, ckpt, telemetry, threads,
-            warm_start=init is not None, heartbeat=watchdog.beat,
-        )  # fmt: skip
-    print(f"segment done: {result}")
+            warm_start=init is not None, heartbeat=beat,
+        ),
+        stall_timeout, ckpt,
+    )  # fmt: skip
 
 
 def _interval_metrics(stats, table, epsilon, replay) -> dict:
