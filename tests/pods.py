@@ -11,6 +11,7 @@ test committed code.
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import re
 import signal
@@ -124,11 +125,19 @@ def checkpoints(workdir: Path) -> dict[str, str]:
 
 
 def recorded(remote_root: Path) -> set[str]:
-    """Outputs whose provenance record is on the remote directory ``remote_root``."""
+    """Outputs whose provenance record is on the remote directory ``remote_root``, whole. A
+    kill during an upload can leave a torn record there (``rclone serve webdav`` keeps the
+    part of a PUT it received): it records nothing, and Snakemake ignores it too."""
     from rlpipe.smk.metadata import METADATA, key_of
 
-    meta = Path(remote_root) / METADATA
-    return {key_of(str(p.relative_to(remote_root))) for p in meta.rglob("*") if p.is_file()}
+    out = set()
+    for path in (Path(remote_root) / METADATA).rglob("*"):
+        try:
+            json.loads(path.read_text())
+        except (OSError, ValueError):
+            continue  # a directory, a torn record, or one deleted meanwhile
+        out.add(key_of(str(path.relative_to(remote_root))))
+    return out
 
 
 def durable_outputs(remote_root: Path) -> set[str]:

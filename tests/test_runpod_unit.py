@@ -48,10 +48,10 @@ def _durable(mirror, keys, current=True):
     for key in keys:
         record = mirror.workdir / metadata.record_rel(key)
         record.parent.mkdir(parents=True, exist_ok=True)
-        record.write_text('{"endtime": 1}')
-        mirror.state[key] = mirror.state[metadata.record_rel(key)] = {"Size": 1}
+        size = record.write_text('{"endtime": 1}')
+        mirror.state[key] = mirror.state[metadata.record_rel(key)] = {"Size": size}
         if current:
-            mirror.ledger.mark([metadata.record_rel(key)])
+            mirror.ledger.mark([metadata.record_rel(key)], mirror.state)
 
 
 def test_retention_keeps_last_final_and_pinned(tmp_path):
@@ -73,7 +73,8 @@ def test_retention_never_counts_stale_outputs(tmp_path):
     _durable(mirror, run.ckpts[1:] + run.evals[1:], current=False)  # old config's 200..500
     assert mirror.doomed() == []
     # Once this config has made step 200 (and uploaded it), 100 is superseded...
-    mirror.ledger.mark(metadata.record_rel(k) for k in run.ckpts[1:2] + run.evals[1:2])
+    records = [metadata.record_rel(k) for k in run.ckpts[1:2] + run.evals[1:2]]
+    mirror.ledger.mark(records, mirror.state)
     assert mirror.doomed() == ["r/ckpt/step_100.pt"]
     # ...unless this run is about to remake 200 (found out of date when it started).
     mirror.stale = {run.ckpts[1]}
@@ -100,8 +101,13 @@ def test_unconfigured_remote_is_one_clear_line(monkeypatch, tmp_path):
 def test_ledger_notices_changed_files(tmp_path):
     (tmp_path / "a.txt").write_text("one")
     ledger = durable.Ledger(tmp_path)
-    ledger.mark(["a.txt"])
+    ledger.mark(["a.txt"], {"a.txt": {"Size": 3, "ModTime": "t1"}})
     assert durable.Ledger(tmp_path).same("a.txt")  # persisted
+    assert not ledger.replaced("a.txt", {"Size": 3, "ModTime": "t1"})
+    assert ledger.replaced("a.txt", {"Size": 3, "ModTime": "t2"})  # another upload since
+    assert ledger.replaced("a.txt", {"Size": 4, "ModTime": "t1"})
+    ledger.mark(["missing.txt", "not-on-remote.txt"], {"missing.txt": {"Size": 1}})
+    assert "missing.txt" not in ledger.entries and "not-on-remote.txt" not in ledger.entries
     time.sleep(0.01)
     (tmp_path / "a.txt").write_text("two")
     assert not ledger.same("a.txt") and not ledger.same("missing.txt")

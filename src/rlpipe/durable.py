@@ -6,8 +6,11 @@ path, with its Snakemake provenance record under ``.snakemake/metadata/`` and it
 verifies them (``rclone check``), then copies the records. So a record on the remote means its
 output and companions are there, complete. Which remote holds what is told by one recursive
 listing. What this directory uploaded or restored is in a ledger
-(``.snakemake/rlpipe-durable.json``: size and mtime of each file then), so uploads compare
-local files with the ledger rather than with remote modtimes, which some remotes cannot set.
+(``.snakemake/rlpipe-durable.json``: each file's size and mtime then, and the remote object's
+modtime in the listing), so uploads compare local files with the ledger rather than with
+remote modtimes, which some remotes cannot set. A directory uploads only what it made or
+changed; a copy the remote has since replaced (another directory remade it) is fetched again
+at the next restore, never uploaded over the newer version.
 
 Restore, while the Snakefile is parsed, and only by the run that holds the directory
 (``rlpipe.smk.locks``):
@@ -86,32 +89,53 @@ class RunFiles:
 
 
 class Ledger:
-    """Files known to be on the remote as they are here: path -> [size, mtime_ns]."""
+    """Files known to be on the remote as they are here: path -> [size, mtime_ns, ModTime],
+    the local file's stat and the remote object's modtime from a listing, taken when the two
+    matched (after an upload or a download)."""
 
     def __init__(self, workdir: Path):
         self.workdir, self.path = workdir, workdir / LEDGER
         try:
-            self.entries: dict[str, list[int]] = json.loads(self.path.read_text())
+            self.entries: dict[str, list] = json.loads(self.path.read_text())
         except (OSError, ValueError):
             self.entries = {}  # absent or unreadable: everything is compared afresh
 
-    @staticmethod
-    def _stat(path: Path) -> list[int] | None:
+    def stat(self, rel: str) -> list[int] | None:
         try:
-            st = path.stat()
+            st = (self.workdir / rel).stat()
         except OSError:
             return None
         return [st.st_size, st.st_mtime_ns]
 
     def same(self, rel: str) -> bool:
+        """This file is unchanged since it matched the remote."""
         entry = self.entries.get(rel)
-        return entry is not None and entry == self._stat(self.workdir / rel)
+        return entry is not None and entry[:2] == self.stat(rel)
 
-    def mark(self, rels: Iterable[str]) -> None:
+    def replaced(self, rel: str, remote: dict) -> bool:
+        """The remote object ``remote`` (a listing entry) is another version than the one
+        this file matched: another directory has uploaded a newer one since."""
+        entry = self.entries.get(rel)
+        if entry is None:
+            return False
+        modtime = entry[2] if len(entry) > 2 else remote.get("ModTime")
+        return remote["Size"] != entry[0] or remote.get("ModTime") != modtime
+
+    def mark(
+        self,
+        rels: Iterable[str],
+        state: dict[str, dict],
+        before: dict[str, list[int] | None] | None = None,
+    ) -> None:
+        """Vouch that these files match their remote objects in ``state``. With ``before``
+        (their stats when an upload read them), a file that changed since is not vouched
+        for, so the next flush uploads it again."""
         for rel in rels:
-            stat = self._stat(self.workdir / rel)
-            if stat is not None:
-                self.entries[rel] = stat
+            stat, remote = self.stat(rel), state.get(rel)
+            if stat is None or remote is None or (before is not None and before.get(rel) != stat):
+                self.entries.pop(rel, None)
+            else:
+                self.entries[rel] = [*stat, remote.get("ModTime")]
         atomic.write_json(self.path, self.entries)
 
     def forget(self, rels: Iterable[str]) -> None:
@@ -154,11 +178,13 @@ class Mirror:
     def current(self, key: str) -> bool:
         """On the remote, and its record is the one this directory uploaded or restored as
         current, and this run is not about to remake it."""
-        if not self.on_remote(key) or not self.ledger.same(record_rel(key)):
+        record = record_rel(key)
+        if not self.on_remote(key) or not self.ledger.same(record):
             return False
+        if self.ledger.replaced(record, self.state[record]):
+            return False  # another directory has remade it since
         if key in self.stale:
-            record = self.workdir / record_rel(key)
-            return record.stat().st_mtime >= self.started  # remade by this run
+            return (self.workdir / record).stat().st_mtime >= self.started  # remade by this run
         return True
 
     def _remote_files(self, spec: str) -> list[str]:
@@ -184,9 +210,14 @@ class Mirror:
         paths downloaded, records included."""
         state = self.refresh()
         records = [p for p in state if p.startswith(METADATA + "/")]
+        stale = self._stale_copies(records)
         lacking = [k for k in map(key_of, records) if k in state and not self._local(k)]
-        if not lacking:
+        if not lacking and not stale:
             return []
+        refreshed = {key_of(r) for r in stale}
+        for rel in [*stale, *refreshed]:  # fetched again below, whatever rclone would compare
+            (self.workdir / rel).unlink(missing_ok=True)
+        self.ledger.forget([*stale, *refreshed])
         new_records = [r for r in records if not self._local(r)]
         self._download(new_records)
         result = probe()
@@ -195,6 +226,7 @@ class Mirror:
         for job in result.jobs:
             if not job.current:
                 continue
+            remade = not refreshed.isdisjoint(job.outputs)
             for key in job.outputs:
                 if not self.on_remote(key):
                     continue
@@ -204,7 +236,7 @@ class Mirror:
                 files = [key, *(f for c in job.companions for f in self._remote_files(c))]
                 size = sum(state[f]["Size"] for f in files)
                 if size <= eager or not result.needed.isdisjoint(files):
-                    wanted += [f for f in files if not self._local(f)]
+                    wanted += [f for f in files if self._fetch(f, remade)]
         wanted = sorted(set(wanted))
         self._download(wanted)
         restored_outputs = {k for k in wanted if record_rel(k) in state}
@@ -214,9 +246,31 @@ class Mirror:
                 for f in [key, *(f for c in job.companions for f in self._remote_files(c))]:
                     if f in wanted:
                         os.utime(self.workdir / f, (endtime, endtime))
-        self.ledger.mark([*current_records, *wanted])
+        self.ledger.mark([*current_records, *wanted], state)
         log.info("restored %d files from %s", len(wanted), self.remote.remote)
         return [*new_records, *wanted]
+
+    def _fetch(self, rel: str, remade: bool) -> bool:
+        """Download ``rel``: it is not here, or it is an unchanged copy of a version the
+        remote has since replaced (``remade``)."""
+        return not self._local(rel) or (remade and self.ledger.same(rel))
+
+    def _stale_copies(self, records: list[str]) -> list[str]:
+        """Records held here as copies of the remote that may no longer match it: a synced
+        copy another directory has since replaced there, or one fetched only for an earlier
+        probe (never vouched for). Outputs made or changed here keep their records."""
+        state = self.state or {}
+        out = []
+        for rec in records:
+            key = key_of(rec)
+            if not self._local(rec) or (self._local(key) and not self.ledger.same(key)):
+                continue
+            if rec in self.ledger.entries:
+                if self.ledger.same(rec) and self.ledger.replaced(rec, state[rec]):
+                    out.append(rec)
+            elif not self._local(key):
+                out.append(rec)
+        return out
 
     def _local(self, rel: str) -> bool:
         return (self.workdir / rel).is_file()
@@ -249,10 +303,11 @@ class Mirror:
                     done[key] = rel
         return done
 
-    def _in_sync(self, rel: str) -> bool:
-        entry = (self.state or {}).get(rel)
-        local = self.workdir / rel
-        return entry is not None and self.ledger.same(rel) and entry["Size"] == local.stat().st_size
+    def _synced(self, rel: str) -> bool:
+        """Nothing to upload: the remote has this file, and this copy is unchanged since it
+        matched the remote. Where another directory has replaced the remote object since,
+        that version is the newer one: an unchanged local copy never goes over it."""
+        return rel in (self.state or {}) and self.ledger.same(rel)
 
     def pending(self) -> dict[str, list[str]]:
         """Completed local outputs (record path -> files) not identically on the remote."""
@@ -260,8 +315,10 @@ class Mirror:
             self.refresh()
         out = {}
         for key, rec in self.completed_local().items():
+            if self._synced(rec) and self.ledger.replaced(rec, self.state[rec]):
+                continue  # an older version, remade elsewhere: the next restore fetches it
             files = [key, *(f for c in self.companions(key) for f in self._local_files(c))]
-            if not all(self._in_sync(f) for f in [*files, rec]):
+            if not all(self._synced(f) for f in [*files, rec]):
                 out[rec] = files
         return out
 
@@ -271,14 +328,14 @@ class Mirror:
             todo = self.pending()
             if todo:
                 files = sorted({f for group in todo.values() for f in group})
+                before = {f: self.ledger.stat(f) for f in [*files, *todo]}
                 stale = [rec for rec in todo if rec in self.state]
                 if stale:  # an output being replaced: drop its old record first
                     self.remote.files_op("delete", None, self.remote.remote, stale)
                 self.remote.files_op("copy", str(self.workdir), self.remote.remote, files)
                 self.remote.files_op("check", str(self.workdir), self.remote.remote, files)
                 self.remote.files_op("copy", str(self.workdir), self.remote.remote, sorted(todo))
-                self.ledger.mark([*files, *todo])
-                self.refresh()
+                self.ledger.mark([*files, *todo], self.refresh(), before)
             self.prune()
             return len(todo)
 
