@@ -27,7 +27,9 @@ sys.path.insert(0, str(REPO / "tests"))
 from services.slurm import SlurmCluster, ensure_installed  # noqa: E402
 
 
-def timed_demo(*args: str, env: dict | None = None) -> float:
+def timed_demo(*args: str, env: dict | None = None, log_as: str | None = None) -> float:
+    """Wall time of the demo in an empty directory; ``log_as`` keeps Snakemake's log there
+    (benchmarks/out/), which shows where the time went: submissions and finished jobs."""
     with tempfile.TemporaryDirectory(dir="/tmp") as tmp:
         work = Path(tmp)
         (work / "config").mkdir()
@@ -37,19 +39,24 @@ def timed_demo(*args: str, env: dict | None = None) -> float:
         start = time.perf_counter()
         proc = subprocess.run(cmd, capture_output=True, text=True, env=env)
         wall = time.perf_counter() - start
+        if log_as:
+            OUT.mkdir(parents=True, exist_ok=True)
+            (OUT / log_as).write_text(proc.stderr)
         if proc.returncode:
             raise SystemExit(f"{' '.join(args)} failed:\n{proc.stderr[-4000:]}")
         return wall
 
 
 def main() -> None:
-    local = timed_demo("--cores", "2")
+    local = timed_demo("--cores", "2", log_as="local-demo.log")
     print(f"local: {local:.1f} s", flush=True)
     ensure_installed(accounting=False)
     cluster = SlurmCluster()
     cluster.start()
     try:
-        slurm = timed_demo("--profile", str(REPO / "profiles/slurm"), env=cluster.env)
+        slurm = timed_demo(
+            "--profile", str(REPO / "profiles/slurm"), env=cluster.env, log_as="slurm-demo.log"
+        )
     finally:
         cluster.stop()
         shutil.rmtree(cluster.base, ignore_errors=True)

@@ -223,9 +223,25 @@ BUDGET_RANK = {
 }
 
 
-def longest_first(wildcards):
-    """Scheduling priority: segments of runs with bigger budgets start first."""
-    return BUDGET_RANK[run_of(wildcards).total_steps]
+def _waited_for():
+    """Runs that other runs read: a warm start's source, a recorded dataset's teacher."""
+    keys = {(r.init_from, r.env, r.seed) for r in RUNS.values() if r.init_from}
+    for dataset in config["datasets"].values():
+        record = (dataset or {}).get("record")
+        if record:
+            keys.add((record["experiment"], record["env"], int(record["run_seed"])))
+    return keys
+
+
+WAITED_FOR = _waited_for()
+
+
+def run_priority(wildcards):
+    """Scheduling priority: segments of runs that other runs wait for start first (they are
+    on the sweep's longest path), then those of runs with bigger budgets."""
+    run = run_of(wildcards)
+    waited = (run.exp, run.env, run.seed) in WAITED_FOR
+    return BUDGET_RANK[run.total_steps] + (len(BUDGET_RANK) if waited else 0)
 
 
 def run_resource(name):

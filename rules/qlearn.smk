@@ -11,7 +11,7 @@ rule qlearn_segment:
         layout.pattern("train_benchmark")
     wildcard_constraints:
         exp=experiments_of("qlearn"),
-    priority: longest_first
+    priority: run_priority
     conda:
         "../envs/rlpipe.yaml"
     threads: run_resource("threads")

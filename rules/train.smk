@@ -11,7 +11,7 @@ rule ppo_segment:
         layout.pattern("train_benchmark")
     wildcard_constraints:
         exp=experiments_of("ppo"),
-    priority: longest_first
+    priority: run_priority
     conda:
         "../envs/rlpipe.yaml"
     threads: run_resource("threads")
@@ -40,7 +40,7 @@ rule bc_segment:
         layout.pattern("train_benchmark")
     wildcard_constraints:
         exp=experiments_of("bc"),
-    priority: longest_first
+    priority: run_priority
     conda:
         "../envs/rlpipe.yaml"
     threads: run_resource("threads")

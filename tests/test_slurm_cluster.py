@@ -158,6 +158,18 @@ def test_rlpipe_sweep_through_slurm_to_the_summary(slurm_cluster, tmp_path):
     assert "cp,CartPole-v1" in summary
     submitted = re.findall(r"has been submitted with SLURM jobid (\d+)", res.stdout + res.stderr)
     assert len(set(submitted)) == 2  # one group job per run: 2 segments + 2 evaluations each
+    rows = subprocess.run(
+        ["squeue", "-h", "-t", "all", "-o", "%i|%C|%Z"],
+        env=slurm_cluster.env, capture_output=True, text=True, check=True,
+    ).stdout.splitlines()  # fmt: skip
+    cpus = {
+        job: n
+        for job, n, cwd in (r.split("|", 2) for r in rows)
+        if Path(cwd).resolve() == work.path.resolve()
+    }
+    # A chain runs one job at a time in a one-CPU allocation (chain_slot), so on this 2-CPU
+    # node the two runs' chains run side by side, not one after the other.
+    assert cpus == dict.fromkeys(set(submitted), "1"), cpus
 
 
 @pytest.mark.slurm
@@ -230,3 +242,4 @@ def test_a_job_step_never_clears_the_runs_locks(tmp_path):
     assert lock.exists(), step.stdout + step.stderr
     work.run("-n")  # a user's own run: no rlpipe run holds the directory, so it is stale
     assert not lock.exists()
+
