@@ -242,4 +242,3 @@ def test_a_job_step_never_clears_the_runs_locks(tmp_path):
     assert lock.exists(), step.stdout + step.stderr
     work.run("-n")  # a user's own run: no rlpipe run holds the directory, so it is stale
     assert not lock.exists()
-
