@@ -21,7 +21,7 @@ from rlpipe import tracking as rltracking
 from rlpipe import provenance
 from rlpipe.replays.fetch import fingerprint_or_stored
 from rlpipe.storage.rclone import RcloneRemote, RemoteError, RemoteNotFound
-from rlpipe.runs import ConfigError, expand_runs
+from rlpipe.runs import ConfigError, expand_runs, read_by_others, recording_source
 from rlpipe.smk import invocation, jobguard, probe, slurm
 from rlpipe.smk.env import export_pythonpath
 
@@ -223,17 +223,7 @@ BUDGET_RANK = {
 }
 
 
-def _waited_for():
-    """Runs that other runs read: a warm start's source, a recorded dataset's teacher."""
-    keys = {(r.init_from, r.env, r.seed) for r in RUNS.values() if r.init_from}
-    for dataset in config["datasets"].values():
-        record = (dataset or {}).get("record")
-        if record:
-            keys.add((record["experiment"], record["env"], int(record["run_seed"])))
-    return keys
-
-
-WAITED_FOR = _waited_for()
+WAITED_FOR = read_by_others(RUNS, config.get("datasets") or {})
 
 
 def run_priority(wildcards):
@@ -291,8 +281,7 @@ def bc_inputs(wildcards):
 
 def recorded_run(wildcards):
     """The run whose final checkpoint a recorded dataset plays."""
-    spec = config["datasets"][wildcards.dataset]["record"]
-    return RUNS[(spec["experiment"], spec["env"], spec["run_seed"])]
+    return RUNS[recording_source(config["datasets"][wildcards.dataset])]
 
 
 def record_input(wildcards):

@@ -179,10 +179,8 @@ class Mirror:
         """On the remote, and its record is the one this directory uploaded or restored as
         current, and this run is not about to remake it."""
         record = record_rel(key)
-        if not self.on_remote(key) or not self.ledger.same(record):
+        if not self.on_remote(key) or not self.ledger.same(record) or self._outdated(record):
             return False
-        if self.ledger.replaced(record, self.state[record]):
-            return False  # another directory has remade it since
         if key in self.stale:
             return (self.workdir / record).stat().st_mtime >= self.started  # remade by this run
         return True
@@ -259,14 +257,13 @@ class Mirror:
         """Records held here as copies of the remote that may no longer match it: a synced
         copy another directory has since replaced there, or one fetched only for an earlier
         probe (never vouched for). Outputs made or changed here keep their records."""
-        state = self.state or {}
         out = []
         for rec in records:
             key = key_of(rec)
             if not self._local(rec) or (self._local(key) and not self.ledger.same(key)):
                 continue
             if rec in self.ledger.entries:
-                if self.ledger.same(rec) and self.ledger.replaced(rec, state[rec]):
+                if self._outdated(rec):
                     out.append(rec)
             elif not self._local(key):
                 out.append(rec)
@@ -309,13 +306,18 @@ class Mirror:
         that version is the newer one: an unchanged local copy never goes over it."""
         return rel in (self.state or {}) and self.ledger.same(rel)
 
+    def _outdated(self, rel: str) -> bool:
+        """An unchanged copy here of a version the remote no longer holds (another
+        directory has uploaded a newer one since)."""
+        return self._synced(rel) and self.ledger.replaced(rel, self.state[rel])
+
     def pending(self) -> dict[str, list[str]]:
         """Completed local outputs (record path -> files) not identically on the remote."""
         if self.state is None:
             self.refresh()
         out = {}
         for key, rec in self.completed_local().items():
-            if self._synced(rec) and self.ledger.replaced(rec, self.state[rec]):
+            if self._outdated(rec):
                 continue  # an older version, remade elsewhere: the next restore fetches it
             files = [key, *(f for c in self.companions(key) for f in self._local_files(c))]
             if not all(self._synced(f) for f in [*files, rec]):

@@ -91,3 +91,18 @@ def expand_runs(config: dict) -> dict[tuple[str, str, int], Run]:
                     resources=Resources(**(spec.get("resources") or {})),
                 )
     return runs
+
+
+def recording_source(dataset: dict | None) -> tuple[str, str, int] | None:
+    """The run whose final checkpoint a dataset is recorded from (its ``record:``), if any."""
+    record = (dataset or {}).get("record")
+    if not record:
+        return None
+    return (record["experiment"], record["env"], int(record["run_seed"]))
+
+
+def read_by_others(runs: dict[tuple[str, str, int], Run], datasets: dict) -> set:
+    """Runs that other runs read: a warm start's source, a recorded dataset's teacher."""
+    keys = {(r.init_from, r.env, r.seed) for r in runs.values() if r.init_from}
+    sources = (recording_source(spec) for spec in datasets.values())
+    return keys | {key for key in sources if key is not None}

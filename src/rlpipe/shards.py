@@ -36,7 +36,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from rlpipe import layout
-from rlpipe.runs import ConfigError, Run
+from rlpipe.runs import ConfigError, Run, recording_source
 
 ASSIGNMENT_REL = ".rlpipe/shards.json"
 OWNER_REL = ".rlpipe/owners/shard-{index}-of-{count}.json"
@@ -91,9 +91,9 @@ def units(runs: dict[RunKey, Run], datasets: dict) -> list[list[RunKey]]:
         if run.dataset:
             by_dataset.setdefault(run.dataset, []).append(key)
     for name, users in by_dataset.items():
-        record = (datasets.get(name) or {}).get("record")
-        if record:
-            users = [*users, (record["experiment"], record["env"], int(record["run_seed"]))]
+        source = recording_source(datasets.get(name))
+        if source:
+            users = [*users, source]
         for other in users[1:]:
             join(users[0], other)
     groups: dict[RunKey, list[RunKey]] = {}
