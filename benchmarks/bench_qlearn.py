@@ -21,6 +21,7 @@ import numpy as np
 from rlpipe import hparams
 from rlpipe.qlearn import kernel
 from rlpipe.qlearn.train import train_segment
+from rlpipe.segment import Segment
 
 from envpool_baseline import raw_envpool_sps
 
@@ -33,7 +34,8 @@ ENVS = {"CartPole-v1": {}, "Acrobot-v1": {"bins": 6}}
 def qlearn_sps(env_id: str, steps: int, overrides: dict) -> float:
     hp = hparams.resolve("qlearn", overrides, steps)
     with tempfile.TemporaryDirectory() as tmp:
-        result = train_segment(env_id, 1, hp, 0, steps, None, f"{tmp}/q.npz", f"{tmp}/t.jsonl")
+        segment = Segment(env_id, 1, 0, steps)
+        result = train_segment(segment, hp, f"{tmp}/q.npz", f"{tmp}/t.jsonl")
     return result["sps"]
 
 

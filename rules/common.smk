@@ -1,7 +1,10 @@
+import dataclasses
 import re
 import sys
+import time
 from pathlib import Path
 
+import psutil
 from snakemake.settings.types import ExecMode
 
 # This checkout's library, whatever rlpipe the interpreter has installed (fresh clones and
@@ -335,6 +338,9 @@ def print_plan_block():
     else:
         gpu = getattr(workflow.global_resources.get("gpu"), "value", None)
         allocation = rlplan.Allocation.local(workflow.cores, GPUS, gpu)
+    # The real run parses the workflow and builds the DAG again before its first job.
+    startup_s = time.time() - psutil.Process().create_time()
+    allocation = dataclasses.replace(allocation, startup_s=startup_s)
     try:
         shard = str(SHARD) if SHARD else None
         print(f"\n{rlplan.dry_run_block(config, outputs, allocation, RUNS_DIR, shard)}")

@@ -46,3 +46,19 @@ def test_rule_script_and_job_exist(algo):
     assert f'worker.run("{spec.job}"' in scripts[spec.rule]
     assert spec.ckpt_kind in layout.FILES
     assert all(key.split("/")[0] == algo for key in spec.default_sps)
+
+
+COMMON = ["segment", "hp", "ckpt_out", "telemetry_out", "prev_ckpt"]
+
+
+@pytest.mark.parametrize("algo", sorted(ALGOS))
+def test_every_trainer_has_the_one_signature(algo):
+    """train_segment(segment, hp, ckpt_out, telemetry_out, prev_ckpt, ...): what an algorithm
+    needs beyond that (a warm start, a dataset) comes after, by name."""
+    import importlib
+    import inspect
+
+    trainer = importlib.import_module(ALGOS[algo].job_module).train_segment
+    params = list(inspect.signature(trainer).parameters)
+    assert params[: len(COMMON)] == COMMON
+    assert {"threads", "heartbeat"} <= set(params)

@@ -1,6 +1,8 @@
 """Plan/cost estimator against a hand-computed example."""
 
+import dataclasses
 import json
+import re
 
 import pytest
 
@@ -128,6 +130,12 @@ def test_cpu_jobs_bill_no_gpu_and_use_cores_by_threads(tmp_path):
     assert got.wall_hours == pytest.approx(100 / 3600)
     one_slot = plan.estimate(config, jobs, local(cores=2), None, runs_dir=tmp_path)
     assert one_slot.wall_hours == pytest.approx(195 / 3600)  # every job in turn
+    # The run's start-up (parse, DAG) comes before the first job: it adds to the wall time
+    # and to no job's hours.
+    started = dataclasses.replace(local(cores=4), startup_s=7.0)
+    later = plan.estimate(config, jobs, started, 2.0, runs_dir=tmp_path)
+    assert later.wall_hours == pytest.approx(107 / 3600) and later.job_hours == got.job_hours
+    assert "wall time 0.0297 h, 7 s of it Snakemake's start-up" in plan.render(later)
 
 
 def test_measured_job_times_come_from_benchmark_files(tmp_path):
@@ -182,7 +190,13 @@ def test_default_sps_lookup_order_and_errors():
     assert plan.default_sps(planning, "ppo", "Pong-v5") == (300.0, "ppo/Pong-v5")
     assert plan.default_sps(planning, "ppo", "Breakout-v5") == (1000.0, "ppo/atari")  # built in
     assert plan.default_sps(planning, "ppo", "Hopper-v5") == (7.0, "ppo")
-    assert plan.default_sps({}, "qlearn", "CartPole-v1") == (90000.0, "qlearn")  # built in
+    assert plan.default_sps({}, "qlearn", "CartPole-v1") == (100000.0, "qlearn")  # built in
+    # a run without a GPU: "/cpu" keys first, built in or the config's, then the others
+    assert plan.default_sps({}, "ppo", "Pong-v5", cpu=True) == (250.0, "ppo/atari/cpu")
+    assert plan.default_sps({}, "ppo", "CartPole-v1", cpu=True) == (3500.0, "ppo/classic")
+    mine = {"default_sps": {"ppo/Pong-v5/cpu": 90}}
+    assert plan.default_sps(mine, "ppo", "Pong-v5", cpu=True) == (90.0, "ppo/Pong-v5/cpu")
+    assert plan.default_sps(mine, "ppo", "Pong-v5") == (1000.0, "ppo/atari")
     with pytest.raises(ConfigError, match="'ppo/mujoco'"):
         plan.default_sps({}, "ppo", "Hopper-v5")
     with pytest.raises(ConfigError, match="planning.default_sps.ppo: must be a number"):
@@ -237,12 +251,23 @@ def test_dry_run_ends_with_the_plan_block(tmp_path):
     # 3 GPU slots but 2 cores: runs of 30 s and six 5 s evaluations on 2 slots -> 60 s.
     total = block[3].split()
     assert total[0] == "TOTAL" and total[-3:] == ["0.0333", "0.0667", "0.20"]
-    assert "wall time 0.0167 h" in block[-2] and "$3.00/GPU-hour" in block[-2]
+    # The wall time starts with this dry run's own start-up (the real run parses and builds
+    # the DAG again), then 60 s of jobs.
+    wall = re.search(r"wall time ([\d.]+) h, (\d+) s of it Snakemake's start-up", block[-2])
+    startup = int(wall[2])
+    assert 0 < startup < 60 and "$3.00/GPU-hour" in block[-2]
+    assert float(wall[1]) * 3600 == pytest.approx(60 + startup, abs=1)
     # Split across pods (shard=I/N): 2 pods -> 2 runs on one (30 s chains side by side, then
-    # four 5 s evaluations on 2 slots: 40 s); 4 or 8 pods -> one run each (30 s).
-    assert block[-1] == (
-        "on N pods like this one (--config shard=I/N): "
-        "1: 0.0167 h, 2: 0.0111 h, 4: 0.00833 h, 8: 0.00833 h"
+    # four 5 s evaluations on 2 slots: 40 s); 4 or 8 pods -> one run each (30 s); every pod
+    # pays the start-up.
+    head, _, pods = block[-1].partition(": ")
+    assert head == "on N pods like this one (--config shard=I/N)"
+    got = {
+        int(n): float(h.removesuffix(" h")) * 3600
+        for n, h in (p.split(": ") for p in pods.split(", "))
+    }
+    assert got == pytest.approx(
+        {n: s + startup for n, s in {1: 60, 2: 40, 4: 30, 8: 30}.items()}, abs=1
     )
 
     # Without a configured price, the environment can give one (nested --config values reach

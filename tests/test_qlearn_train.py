@@ -16,6 +16,7 @@ from rlpipe import hparams
 from rlpipe.evaluate import evaluate_checkpoint
 from rlpipe.qlearn import qtable
 from rlpipe.qlearn.train import train_segment
+from rlpipe.segment import Segment
 from rlpipe.telemetry import read_jsonl
 
 SRC = Path(rlpipe.__file__).resolve().parents[1]  # the rlpipe under test, for the subprocess
@@ -41,15 +42,12 @@ def segment(tmp, name, variant, start, end, init=None, warm_start=False, seed=3)
     env = spec.pop("env")
     out = Path(tmp) / f"{name}.npz"
     train_segment(
-        env,
-        seed,
+        Segment(env, seed, start, end),
         hparams.resolve("qlearn", spec, end),
-        start,
-        end,
-        init,
         out,
         Path(tmp) / f"{name}.jsonl",
-        warm_start=warm_start,
+        prev_ckpt=None if warm_start else init,
+        warm_start=init if warm_start else None,
     )
     return out
 
@@ -159,7 +157,7 @@ def test_greedy_eval_record(tmp_path):
 def test_cartpole_learns_with_defaults(tmp_path, seed):
     hp = hparams.resolve("qlearn", {}, 400_000)
     out = tmp_path / "q.npz"
-    train_segment("CartPole-v1", seed, hp, 0, 400_000, None, out, tmp_path / "t.jsonl")
+    train_segment(Segment("CartPole-v1", seed, 0, 400_000), hp, out, tmp_path / "t.jsonl")
     assert (
         evaluate_checkpoint(str(out), episodes=10, seed=1000003, max_steps=500)["mean_return"]
         >= 195
@@ -169,7 +167,7 @@ def test_cartpole_learns_with_defaults(tmp_path, seed):
 def test_greedy_evaluation_of_a_qtable_does_not_import_torch(tmp_path):
     out = tmp_path / "q.npz"
     hp = hparams.resolve("qlearn", {"num_envs": 4}, 400)
-    train_segment("CartPole-v1", 1, hp, 0, 400, None, out, tmp_path / "t.jsonl")
+    train_segment(Segment("CartPole-v1", 1, 0, 400), hp, out, tmp_path / "t.jsonl")
     code = (
         "import sys; from rlpipe.evaluate import evaluate_checkpoint;"
         f"evaluate_checkpoint({str(out)!r}, 2, 1, 50); print('torch' in sys.modules)"

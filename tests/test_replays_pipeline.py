@@ -110,7 +110,8 @@ def test_behaviour_cloning_is_byte_identical_across_processes(tmp_path):
     code = (
         "import sys; from rlpipe.bc import train_segment; from rlpipe.segment import Segment; "
         "train_segment(Segment('CartPole-v1', 1, 0, 20), {'batch_size': 8, 'learning_rate': "
-        f"1e-3, 'log_every_steps': 10}}, {str(tmp_path / 'data')!r}, sys.argv[1], sys.argv[2])"
+        f"1e-3, 'log_every_steps': 10}}, sys.argv[1], sys.argv[2], "
+        f"dataset_dir={str(tmp_path / 'data')!r})"
     )
     env = {"PYTHONPATH": str(REPO / "src"), "PATH": "/usr/bin:/bin"}
     for name in ("a", "b"):  # torch.save names zip members after the file: same name

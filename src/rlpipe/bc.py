@@ -58,14 +58,16 @@ def load_dataset(dataset_dir: str | Path, env_id: str) -> tuple[np.ndarray, np.n
 def train_segment(
     segment: Segment,
     hp: dict,
-    dataset_dir: str,
     ckpt_out: str,
     telemetry_out: str,
     prev_ckpt: str | None = None,
     threads: int = 1,
     heartbeat=None,
+    *,
+    dataset_dir: str,
 ) -> dict:
-    """Gradient steps (start_step, end_step] of behaviour cloning."""
+    """Gradient steps (start_step, end_step] of behaviour cloning on the replays in
+    ``dataset_dir`` (BC starts from no other experiment: it has no ``warm_start``)."""
     torch.set_num_threads(threads)
     device = torch_device()
     obs_np, act_np, n_actions = load_dataset(dataset_dir, segment.env_id)
@@ -146,6 +148,8 @@ def segment_job(
     """One BC segment as a job (plain-data arguments, see ``rlpipe.worker``)."""
     segment = Segment(env, seed, start, end)
     run_watched(
-        lambda beat: train_segment(segment, hparams, dataset, ckpt, telemetry, prev, threads, beat),
+        lambda beat: train_segment(
+            segment, hparams, ckpt, telemetry, prev, threads, beat, dataset_dir=dataset
+        ),
         stall_timeout, ckpt,
     )  # fmt: skip

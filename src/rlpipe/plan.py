@@ -6,15 +6,18 @@ The jobs are every training segment and every evaluation the dry run plans. A jo
   env step of its training jobs' ``benchmark:`` files (start-up, checkpoint I/O and all), or
   the median wall time of its evaluation jobs;
 - else ``steps / SPS + overhead`` for training, with SPS from the experiment's telemetry,
-  ``planning.default_sps`` (keyed ``algo/ENV``, ``algo/kind`` or ``algo``) or the built-in
-  defaults below, and ``planning.segment_overhead_s``; ``planning.eval_s`` for evaluations.
+  ``planning.default_sps`` (keyed ``algo/ENV``, ``algo/kind`` or ``algo``; for a run without
+  a GPU, ``.../cpu`` first) or the built-in defaults below, and
+  ``planning.segment_overhead_s``; ``planning.eval_s`` for evaluations.
 
 How the jobs run is the executor's :class:`Allocation`: on this machine (local, a pod), jobs
 with ``resources.gpu > 0`` share the GPU slots (``gpus``: count x jobs_per_gpu) and each holds
 ``gpu / jobs_per_gpu`` GPUs; CPU jobs share the cores (``cores // threads`` at once) and hold
 no GPU. Under SLURM, ``jobs`` run at once and a ``gpu: N`` job is billed N whole GPUs. A run's
 segments are serial (and a warm-started run follows its source); runs and evaluations are
-packed onto the slots longest first. Cost is billed GPU-hours x ``planning.usd_per_gpu_hour``.
+packed onto the slots longest first, after the run's own start-up (Snakemake parsing the
+workflow and building the DAG: as long as the dry run that plans it took, when it says).
+Cost is billed GPU-hours x ``planning.usd_per_gpu_hour``.
 """
 
 from __future__ import annotations
@@ -36,8 +39,13 @@ from rlpipe.status import last_record, text_table
 # Built-in guesses, for experiments with nothing measured yet (env steps/s of one job; for BC
 # a step is a gradient step): each algorithm's, from rlpipe.algos.
 BUILTIN_SPS = {key: sps for spec in ALGOS.values() for key, sps in spec.default_sps.items()}
-DEFAULT_OVERHEAD_S = 5.0  # per training job: process start, imports, checkpoint load/save
-DEFAULT_EVAL_S = {"atari": 20.0, "classic": 4.0, "mujoco": 10.0}  # per evaluation job
+# Per job beyond its training steps, handed to the warm worker (rlpipe.worker): checkpoint
+# load/save and env creation. The demo's jobs measured 0.15-1.1 s (benchmark files minus
+# steps / charts/SPS, 2-core VM).
+DEFAULT_OVERHEAD_S = 0.5
+# Per evaluation job (evaluation.episodes 10): the demo's measured 0.3-0.7 s (classic) and
+# 7 s (Pong, CPU); MuJoCo is not in the demo and stays a guess.
+DEFAULT_EVAL_S = {"atari": 8.0, "classic": 0.5, "mujoco": 5.0}
 ENV_PRICE = "RLPIPE_USD_PER_GPU_HOUR"
 CLASSIC_ENVS = {"CartPole", "Acrobot", "MountainCar", "MountainCarContinuous", "Pendulum"}
 MUJOCO_ENVS = set(
@@ -75,6 +83,7 @@ class Allocation:
     jobs_per_gpu: int = 1  # local: jobs sharing a GPU; slurm: 1 (whole GPUs per job)
     gpus: int = 0  # local: the machine's GPUs (what a rented pod costs); slurm: 0
     source: str = ""  # where the numbers came from, for the header
+    startup_s: float = 0.0  # before the first job: Snakemake parses the workflow, builds the DAG
 
     @classmethod
     def local(cls, cores: int, gpus: gpu_slots.GpuSettings, gpu_resource: int | None = None):
@@ -219,10 +228,14 @@ def measured_sps(runs_dir: str | os.PathLike, exp: str) -> tuple[float, int] | N
     return (statistics.median(values), len(values)) if values else None
 
 
-def default_sps(planning: dict, algo: str, env: str) -> tuple[float, str]:
-    """(SPS, key it came from) for a run without measurements."""
+def default_sps(planning: dict, algo: str, env: str, cpu: bool = False) -> tuple[float, str]:
+    """(SPS, key it came from) for a run without measurements; ``cpu``: the run has no GPU,
+    and keys ending in "/cpu" come first."""
     table = {**BUILTIN_SPS, **(planning.get("default_sps") or {})}
-    for key in (f"{algo}/{env}", f"{algo}/{env_kind(env)}", algo):
+    keys = [f"{algo}/{env}", f"{algo}/{env_kind(env)}", algo]
+    if cpu:
+        keys = [f"{algo}/{env}/cpu", f"{algo}/{env_kind(env)}/cpu", *keys]
+    for key in keys:
         if key in table:
             value = table[key]
             if not isinstance(value, int | float) or value <= 0:
@@ -269,7 +282,8 @@ class Durations:
             sps = sps_measured[0]
             notes.add(f"SPS measured {sps:.0f}")
         else:
-            sps, key = default_sps(self.planning, spec["algo"], job.env)
+            cpu = not self.runs[job.run].resources.gpu
+            sps, key = default_sps(self.planning, spec["algo"], job.env, cpu)
             notes.add(f"SPS default {sps:.0f} ({key})")
         overhead = float(self.planning.get("segment_overhead_s", DEFAULT_OVERHEAD_S))
         return steps / sps + overhead
@@ -347,7 +361,7 @@ def estimate(
                 usd=None if usd_per_gpu_hour is None else gpu_h * usd_per_gpu_hour,
             )
         )
-    wall = _wall_seconds(_chains(chains, runs), evals, runs, allocation)
+    wall = allocation.startup_s + _wall_seconds(_chains(chains, runs), evals, runs, allocation)
     gpu_total = sum(e.gpu_hours for e in experiments)
     return Plan(
         experiments=experiments,
@@ -470,6 +484,8 @@ def render(plan: Plan) -> str:
     )
     price = plan.usd_per_gpu_hour
     footer = [f"wall time {_hours(plan.wall_hours)} h"]
+    if plan.allocation.startup_s:
+        footer[0] += f", {plan.allocation.startup_s:.0f} s of it Snakemake's start-up"
     footer.append(f"at ${price:.2f}/GPU-hour" if price is not None else "no price given")
     alloc = plan.allocation
     if alloc.executor == "local" and alloc.gpus and price is not None:

@@ -37,8 +37,10 @@ class AlgoSpec:
         return math.prod(hp[key] for key in self.update_keys)
 
 
-# Built-in throughputs: Atari from CleanRL's published ppo_atari_envpool figure (1 GPU,
-# ~900-1,100 SPS); the others from the demo's CPU jobs on a 2-core VM.
+# Built-in throughputs (env steps/s of one job, charts/SPS): Atari PPO on a GPU from CleanRL's
+# published ppo_atari_envpool figure (~900-1,100 SPS); the rest from the demo's CPU jobs on a
+# 2-core VM (`make run`; one torch thread per job). A key ending in "/cpu" applies to runs
+# without a GPU (resources.gpu 0) and is tried first for them.
 ALGOS: dict[str, AlgoSpec] = {
     "ppo": AlgoSpec(
         hparams=hparams.PPOParams,
@@ -46,7 +48,7 @@ ALGOS: dict[str, AlgoSpec] = {
         rule="ppo_segment",
         job_module="rlpipe.ppo",
         job_function="segment_job",
-        default_sps={"ppo/atari": 1000.0, "ppo/classic": 2000.0},
+        default_sps={"ppo/atari": 1000.0, "ppo/atari/cpu": 250.0, "ppo/classic": 3500.0},
         update_keys=("num_envs", "num_steps"),
         warm_starts_from=frozenset({"ppo", "bc"}),
     ),
@@ -56,7 +58,7 @@ ALGOS: dict[str, AlgoSpec] = {
         rule="qlearn_segment",
         job_module="rlpipe.qlearn.train",
         job_function="segment_job",
-        default_sps={"qlearn": 90000.0},
+        default_sps={"qlearn": 100000.0},
         update_keys=("num_envs",),
         warm_starts_from=frozenset({"qlearn"}),
     ),
@@ -66,7 +68,7 @@ ALGOS: dict[str, AlgoSpec] = {
         rule="bc_segment",
         job_module="rlpipe.bc",
         job_function="segment_job",
-        default_sps={"bc": 500.0},
+        default_sps={"bc": 1200.0},
         needs_dataset=True,
     ),
 }

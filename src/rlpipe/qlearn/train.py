@@ -19,6 +19,7 @@ from rlpipe.qlearn import kernel, qtable
 from rlpipe.qlearn.indexer import build_indexer
 from rlpipe.qlearn.replay import PrioritizedReplay
 from rlpipe.seeding import derive_seed
+from rlpipe.segment import Segment
 from rlpipe.telemetry import TelemetryWriter
 from rlpipe.watchdog import run_watched
 
@@ -67,36 +68,37 @@ def initial_table(env_id: str, seed: int, hp: dict, init_path, warm_start: bool,
 
 
 def train_segment(
-    env_id: str,
-    seed: int,
-    hparams: dict,
-    start_step: int,
-    end_step: int,
-    init_path: str | Path | None,
-    out_path: str | Path,
-    telemetry_path: str | Path,
+    segment: Segment,
+    hp: dict,
+    ckpt_out: str | Path,
+    telemetry_out: str | Path,
+    prev_ckpt: str | Path | None = None,
+    warm_start: str | Path | None = None,
     threads: int = 1,
-    warm_start: bool = False,
     heartbeat=None,
 ) -> dict:
-    """Train env steps (start_step, end_step] and write ``out_path``.
+    """Train env steps (segment.start_step, segment.end_step] and write ``ckpt_out`` (the
+    same signature as every algorithm's ``train_segment``).
 
-    ``init_path`` None: fresh start (start_step must be 0). Otherwise the previous segment's
-    table, continued exactly (RNG, epsilon position, indexer, counters, replay); with
-    ``warm_start`` it is another experiment's final table: Q values and indexer are kept,
-    steps, epsilon, counters and RNG start afresh.
+    ``prev_ckpt`` continues a run exactly (RNG, epsilon position, indexer, counters,
+    replay); ``warm_start`` is another experiment's final table: Q values and indexer are
+    kept, steps, epsilon, counters and RNG start afresh. Neither: a fresh start at step 0.
     """
-    hp = hparams
+    if prev_ckpt is not None and warm_start is not None:
+        raise ValueError("a segment continues its run or warm-starts a new one, not both")
+    env_id, seed = segment.env_id, segment.seed
+    start_step, end_step = segment.start_step, segment.end_step
+    init_path = prev_ckpt if prev_ckpt is not None else warm_start
     num_envs, lr, gamma = hp["num_envs"], hp["learning_rate"], hp["gamma"]
     replay_batch, replay_batches = hp["replay_batch"], hp["replay_updates_per_step"]
     if (end_step - start_step) % num_envs or end_step <= start_step:
         raise ValueError(
             f"segment ({start_step}, {end_step}] is not a positive multiple of num_envs={num_envs}"
         )
-    if (init_path is None or warm_start) and start_step != 0:
+    if prev_ckpt is None and start_step != 0:
         raise ValueError(f"segment starts at {start_step} but has no previous table")
     envs = make_vec_env(env_id, num_envs, derive_seed(seed, start_step), threads)
-    table = initial_table(env_id, seed, hp, init_path, warm_start, envs)
+    table = initial_table(env_id, seed, hp, init_path, warm_start is not None, envs)
     if table.global_step != start_step:
         raise ValueError(
             f"{init_path}: ends at step {table.global_step}, segment starts at {start_step}"
@@ -124,7 +126,7 @@ def train_segment(
     updates_at_log = table.updates
 
     static = {"env_id": env_id, "seed": seed, "algo": "qlearn", **placement()}
-    with TelemetryWriter(telemetry_path, **static) as tel:
+    with TelemetryWriter(telemetry_out, **static) as tel:
         for it in range(n_iters):
             if not indexer.fitted:
                 indexer.collect(obs)
@@ -164,7 +166,7 @@ def train_segment(
                 t_log, updates_at_log = now, table.updates
         table.rng_state = rng.bit_generator.state
         table.hparams = hp
-        qtable.save(out_path, table)
+        qtable.save(ckpt_out, table)
     envs.close()
     elapsed = time.perf_counter() - t0
     return {
@@ -189,11 +191,9 @@ def segment_job(
     stall_timeout: float = 600,
 ) -> None:
     """One Q-learning segment as a job (plain-data arguments, see ``rlpipe.worker``)."""
+    segment = Segment(env, seed, start, end)
     run_watched(
-        lambda beat: train_segment(
-            env, seed, hparams, start, end, prev or init, ckpt, telemetry, threads,
-            warm_start=init is not None, heartbeat=beat,
-        ),
+        lambda beat: train_segment(segment, hparams, ckpt, telemetry, prev, init, threads, beat),
         stall_timeout, ckpt,
     )  # fmt: skip
 
