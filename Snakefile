@@ -19,7 +19,6 @@ wildcard_constraints:
 include: "rules/common.smk"
 include: "rules/replays.smk"
 include: "rules/train.smk"
-include: "rules/qlearn.smk"
 include: "rules/evaluate.smk"
 include: "rules/summarize.smk"
 include: "rules/track.smk"

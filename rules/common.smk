@@ -168,12 +168,14 @@ def companion_dirs(job):
     return []
 
 
-def code_version(script):
-    """Param: content hash of a rule script and the rlpipe modules it runs (rerun trigger;
-    Snakemake's mtime-based code trigger is off, see profiles/default)."""
+def code_version(script, *modules):
+    """Param: content hash of a rule script and the rlpipe modules it runs, ``modules``
+    included (rerun trigger; Snakemake's mtime-based code trigger is off, see
+    profiles/default)."""
     return provenance.code_version(
         Path(workflow.basedir) / "workflow" / "scripts" / script,
         Path(workflow.basedir) / "src",
+        modules,
     )
 
 
@@ -197,7 +199,8 @@ def ckpt_path(run, step):
 
 
 def segment_inputs(wildcards):
-    """Previous segment's checkpoint, or the init_from experiment's final one."""
+    """Previous segment's checkpoint, or the init_from experiment's final one; and the
+    replay dataset of an algorithm that trains on one."""
     run = run_of(wildcards)
     step = int(wildcards.step)
     if step not in run.steps:
@@ -205,13 +208,29 @@ def segment_inputs(wildcards):
             f"{layout.run_name(run.exp, run.env, run.seed)}: step {step} is not a "
             f"segment boundary of this run ({run.steps[:3]}...)"
         )
+    inputs = {}
+    if ALGOS[run.algo].needs_dataset:  # fetched and verified (rules/replays.smk)
+        inputs["dataset"] = f"data/replays/{run.dataset}/MANIFEST.json"
     prev = run.previous_step(step)
     if prev is not None:
-        return {"prev": ckpt_path(run, prev)}
-    if run.init_from:
+        inputs["prev"] = ckpt_path(run, prev)
+    elif run.init_from:
         source = RUNS[(run.init_from, run.env, run.seed)]
-        return {"init": ckpt_path(source, source.total_steps)}
-    return {}
+        inputs["init"] = ckpt_path(source, source.total_steps)
+    return inputs
+
+
+def segment_job_params(algo):
+    """Params of an algorithm's segment jobs (rules/train.smk): the job function the worker
+    runs, the hash of the code it runs (this algorithm's modules only), the segment and the
+    run's hyper-parameters."""
+    spec = ALGOS[algo]
+    return {
+        "job": spec.job,
+        "code": code_version("segment.py", spec.job_module),
+        "segment": segment_params,
+        "hparams": lambda wildcards: run_of(wildcards).hparams,
+    }
 
 
 def segment_params(wildcards):
@@ -271,15 +290,6 @@ def train_benchmark_targets():
 
 def eval_input(wildcards):
     return ckpt_path(run_of(wildcards), int(wildcards.step))
-
-
-def bc_inputs(wildcards):
-    """A BC segment also reads its dataset (fetched and verified)."""
-    run = run_of(wildcards)
-    return {
-        **segment_inputs(wildcards),
-        "dataset": f"data/replays/{run.dataset}/MANIFEST.json",
-    }
 
 
 def recorded_run(wildcards):

@@ -1,5 +1,13 @@
+# Training segments, one rule per algorithm of rlpipe.algos. PPO's rule is written out; the
+# others reuse it (`use rule ... with:`) and change only what differs. Every one runs
+# workflow/scripts/segment.py, which hands the segment to the algorithm's job function
+# (params.job) in the warm worker.
+
+
 rule ppo_segment:
-    """One PPO segment: continue from the previous checkpoint, write the next one."""
+    """One training segment: continue from the previous checkpoint (or warm-start from
+    another experiment's), train to the next boundary, write its checkpoint and telemetry.
+    """
     input:
         unpack(segment_inputs),
     output:
@@ -20,37 +28,30 @@ rule ppo_segment:
         mem_mb=run_resource("mem_mb"),
         runtime=run_resource("runtime"),
     params:
-        code=code_version("ppo_segment.py"),
-        segment=segment_params,
-        hparams=lambda wildcards: run_of(wildcards).hparams,
+        **segment_job_params("ppo"),
     script:
-        "../workflow/scripts/ppo_segment.py"
+        "../workflow/scripts/segment.py"
 
 
-rule bc_segment:
-    """Behaviour-cloning gradient steps on a fetched replay dataset."""
-    input:
-        unpack(bc_inputs),
-    output:
-        ckpt=layout.pattern("ckpt"),
-        telemetry=layout.pattern("telemetry"),
+use rule ppo_segment as bc_segment with:
     log:
         layout.log_pattern("bc_segment"),
-    benchmark:
-        layout.pattern("train_benchmark")
     wildcard_constraints:
         exp=experiments_of("bc"),
-    priority: run_priority
-    conda:
-        "../envs/rlpipe.yaml"
-    threads: run_resource("threads")
+    params:
+        **segment_job_params("bc"),
+
+
+use rule ppo_segment as qlearn_segment with:
+    output:
+        qtable=layout.pattern("qtable"),
+        telemetry=layout.pattern("telemetry"),
+    log:
+        layout.log_pattern("qlearn_segment"),
+    wildcard_constraints:
+        exp=experiments_of("qlearn"),
     resources:
-        gpu=run_resource("gpu"),
         mem_mb=run_resource("mem_mb"),
         runtime=run_resource("runtime"),
     params:
-        code=code_version("bc_segment.py"),
-        segment=segment_params,
-        hparams=lambda wildcards: run_of(wildcards).hparams,
-    script:
-        "../workflow/scripts/bc_segment.py"
+        **segment_job_params("qlearn"),

@@ -109,7 +109,12 @@ def test_new_pods_resume_the_demo_through_kills(make_pod, tmp_path, rclone_serve
         ("mid-restore", lambda p, pod: running(p, "--dry-run", "--workflow-profile none"), 0, 0),
         ("mid-upload", lambda p, pod: running(p, f" copy {pod.dir} TESTREMOTE:state "), 1, 0),
         ("mid-evaluation", lambda p, pod: running(p, "evaluate.py"), 2, 1.0),
-        ("mid-bc", lambda p, pod: running(p, "bc_segment.py"), 0, 1.0),
+        (
+            "mid-bc",
+            lambda p, pod: any(pod.dir.glob("runs/bc-cartpole/*/*/telemetry/*.live")),
+            0,
+            1.0,
+        ),
         (
             "mid-segment",
             lambda p, pod: any(pod.dir.glob("runs/ppo-from-bc/*/*/telemetry/*.live")),
@@ -290,7 +295,7 @@ def test_killing_only_snakemake_leaves_no_orphan_writer(make_pod, tmp_path, rclo
     proc = pod.start()
     run_dir = pod.dir / "runs/cp/CartPole-v1/seed1"
     wait_until(lambda: live_lines(run_dir, 65536) >= 1, 300, proc, "segment 2")
-    jobs = _session_pids(proc, "ppo_segment.py")
+    jobs = _session_pids(proc, ".segment.py")
     (main,) = _session_pids(proc, "bin/snakemake --profile runpod")  # bash exec'd it
     assert jobs
     subprocess.run(["kill", "-9", str(main)], check=True)

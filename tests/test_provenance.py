@@ -26,10 +26,21 @@ def test_hash_ignores_comments_docstrings_and_formatting(tmp_path):
 
 
 def test_a_rule_script_covers_the_modules_its_job_runs():
-    files = provenance.code_files(REPO / "workflow/scripts/ppo_segment.py", REPO / "src")
-    assert "rlpipe/ppo.py" in files  # handed to the warm worker by name
+    script = REPO / "workflow/scripts/segment.py"
+    files = provenance.code_files(script, REPO / "src", ["rlpipe.ppo"])
+    assert "rlpipe/ppo.py" in files  # the rule names the job the worker runs
     assert "rlpipe/worker.py" in files and "rlpipe/checkpoint.py" in files
-    assert not any(f.startswith("rlpipe/qlearn/") for f in files)
+    assert not any(f.startswith("rlpipe/qlearn/") or f == "rlpipe/bc.py" for f in files)
+    qlearn = provenance.code_files(script, REPO / "src", ["rlpipe.qlearn.train"])
+    assert "rlpipe/qlearn/train.py" in qlearn and "rlpipe/ppo.py" not in qlearn
+    # the one script covers no algorithm by itself: an edit to one reruns only its jobs
+    assert not {"rlpipe/ppo.py", "rlpipe/bc.py", "rlpipe/qlearn/train.py"} & set(
+        provenance.code_files(script, REPO / "src")
+    )
+    evaluate = provenance.code_files(REPO / "workflow/scripts/evaluate.py", REPO / "src")
+    assert "rlpipe/evaluate.py" in evaluate  # the script spells the job's name
+    with pytest.raises(ValueError, match="rlpipe.nope: no such module"):
+        provenance.code_files(script, REPO / "src", ["rlpipe.nope"])
 
 
 def test_the_disk_cache_is_keyed_by_size_and_mtime(tmp_path, monkeypatch):

@@ -43,14 +43,14 @@ def _telemetry(work: Workdir) -> list[dict]:
 
 
 def _train_job_pids(work: Workdir) -> list[int]:
-    """PIDs of this workdir's running ppo_segment scripts (not Snakemake itself)."""
+    """PIDs of this workdir's running segment scripts (not Snakemake itself)."""
     pids = []
     for proc in Path("/proc").iterdir():
         try:
             cmdline = (proc / "cmdline").read_bytes().decode(errors="replace")
         except OSError:
             continue
-        if proc.name.isdigit() and "ppo_segment.py" in cmdline and str(work.path) in cmdline:
+        if proc.name.isdigit() and ".segment.py" in cmdline and str(work.path) in cmdline:
             pids.append(int(proc.name))
     return pids
 

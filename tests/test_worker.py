@@ -112,7 +112,7 @@ def test_a_killed_job_takes_its_worker_child_with_it(tmp_path):
         pid
         for pid, (_, cmd) in procs.items()
         if f"{work.path}/.snakemake/scripts" in cmd
-        and "ppo_segment.py" in cmd
+        and ".segment.py" in cmd  # Snakemake runs a copy: tmpXXXX.segment.py
         and cmd.split()[0].endswith(("python", "python3"))
     ]
     os.kill(job, signal.SIGKILL)
@@ -164,7 +164,7 @@ def test_a_worker_refuses_code_it_did_not_load_and_steps_aside(tmp_path):
             env={**os.environ, "PYTHONPATH": SRC}, capture_output=True, text=True, check=True,
         ).stdout
     )  # fmt: skip
-    reply = _request(sock_path, {"rlpipe/ppo.py": "0" * 12, "ppo_segment.py": "x"})
+    reply = _request(sock_path, {"rlpipe/ppo.py": "0" * 12, "segment.py": "x"})
     assert "rlpipe/ppo.py" in reply["refused"]
     assert server.wait(timeout=30) == 0 and not sock_path.exists()
     assert worker._stale({"rlpipe/ppo.py": loaded["rlpipe/ppo.py"]}, loaded) == []

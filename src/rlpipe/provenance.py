@@ -6,8 +6,9 @@ to a library module the script imports is not noticed at all. rlpipe turns that 
 (``rerun-triggers`` in ``profiles/default``) and gives every rule a ``code`` param instead: the
 hash of its script and of every ``rlpipe`` module the script imports, directly or through
 other rlpipe modules (function-level imports included, and the modules of the job functions
-it hands to the warm worker by name, ``"rlpipe.ppo:segment_job"``). A param change is an ordinary
-Snakemake rerun reason, and ``snakemake -n`` shows which file's hash changed.
+it hands to the warm worker by name, ``"rlpipe.ppo:segment_job"``, whether the script spells
+the name or the rule passes it: ``modules``). A param change is an ordinary Snakemake rerun
+reason, and ``snakemake -n`` shows which file's hash changed.
 
 Hashes are of the parsed code without comments, formatting or docstrings, so editing those
 reruns nothing; any other change reruns exactly the jobs whose code it touches. Parsing every
@@ -22,6 +23,7 @@ import ast
 import hashlib
 import json
 import re
+from collections.abc import Iterable
 from functools import cache
 from pathlib import Path
 
@@ -151,8 +153,11 @@ def _scan_imports(path: Path, module: str | None) -> frozenset[str]:
     return frozenset(n for n in names if n == PACKAGE or n.startswith(PACKAGE + "."))
 
 
-def code_files(script: str | Path, src_root: str | Path) -> dict[str, Path]:
-    """The script plus the transitive closure of rlpipe modules it imports: {label: path}.
+def code_files(
+    script: str | Path, src_root: str | Path, modules: Iterable[str] = ()
+) -> dict[str, Path]:
+    """The script plus the transitive closure of rlpipe modules it imports, and of
+    ``modules`` (those it runs by a name given at run time): {label: path}.
 
     Labels are the script's file name and the modules' paths relative to ``src_root``.
     """
@@ -161,6 +166,13 @@ def code_files(script: str | Path, src_root: str | Path) -> dict[str, Path]:
     files = {script.name: script}
     todo = [(script, None)]
     seen: set[str] = set()
+    for mod in modules:
+        file = _module_file(mod, src_root)
+        if file is None:
+            raise ValueError(f"{mod}: no such module under {src_root}")
+        seen.add(mod)
+        files[str(file.relative_to(src_root))] = file
+        todo.append((file, mod))
     while todo:
         path, module = todo.pop()
         for name in sorted(_imported_modules(path, module)):
@@ -178,11 +190,12 @@ def code_files(script: str | Path, src_root: str | Path) -> dict[str, Path]:
     return files
 
 
-def code_version(script: str | Path, src_root: str | Path) -> dict[str, str]:
+def code_version(
+    script: str | Path, src_root: str | Path, modules: Iterable[str] = ()
+) -> dict[str, str]:
     """``{file: hash}`` of a rule script and the rlpipe modules it runs (a Snakemake param)."""
-    version = {
-        label: source_hash(path) for label, path in sorted(code_files(script, src_root).items())
-    }
+    files = code_files(script, src_root, modules)
+    version = {label: source_hash(path) for label, path in sorted(files.items())}
     _DISK.save()
     return version
 

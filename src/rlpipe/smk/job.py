@@ -45,7 +45,8 @@ def check_free_disk(out_path: str, prev_ckpt: str | None, min_free_mb: float) ->
 
 
 def segment_spec(snakemake) -> dict:
-    """Prepare a training job and describe it for its ``segment_job`` function.
+    """Prepare a training job and describe it for its ``segment_job`` function (every
+    algorithm's takes the same arguments; ``init`` and ``dataset`` only where given).
 
     Refuses to start without enough free disk (the job fails and Snakemake retries it later)
     and removes temp files a killed attempt left.
@@ -57,7 +58,12 @@ def segment_spec(snakemake) -> dict:
     check_free_disk(smk.output[0], smk.input.get("prev"), margin)
     remove_stale_temps(smk.output[0])
     seg = smk.params.segment
+    inputs = smk.input.keys()
+    extra = {"init": smk.input.init} if "init" in inputs else {}  # a warm start
+    if "dataset" in inputs:  # the replay dataset's directory (its manifest is the input)
+        extra["dataset"] = str(Path(smk.input.dataset).parent)
     return {
+        **extra,
         "env": seg["env"],
         "seed": seg["seed"],
         "start": seg["start"],
