@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from rlpipe import atomic
+from rlpipe import atomic, telemetry
 from rlpipe.envs import EpisodeTracker
 from rlpipe.seeding import derive_seed
 from rlpipe.smk import locks
@@ -51,6 +51,19 @@ def test_telemetry_live_then_final(tmp_path):
     path.write_text('{"global_step": 1}\n{oops\n')
     with pytest.raises(ValueError, match=r"step_1.jsonl:2"):
         read_jsonl(path)
+
+
+def test_telemetry_metrics_are_declared_and_records_carry_their_run(tmp_path):
+    """A metric name not in rlpipe.telemetry.METRICS fails the write (a typo would start a
+    new series); a file in the run tree names its run in every record."""
+    path = tmp_path / "runs/ppo-x/Pong-v5/seed3/telemetry/step_0000000512.jsonl"
+    with TelemetryWriter(path, env_id="Pong-v5") as tel:
+        with pytest.raises(ValueError, match=r"charts/SPSS not declared in rlpipe.telemetry"):
+            tel.log(512, **{"charts/SPSS": 1.0})
+        tel.log(512, **{telemetry.SPS: 1.0, "perf/cpu_s": 2.0})
+    (rec,) = read_jsonl(path)
+    assert rec["run"] == "ppo-x/Pong-v5/seed3" and rec[telemetry.SPS] == 1.0
+    assert all(isinstance(doc, str) and doc for doc in telemetry.METRICS.values())
 
 
 def test_derive_seed_is_stable_and_distinct():

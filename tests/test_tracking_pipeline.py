@@ -128,6 +128,12 @@ def test_wandb_offline_one_run_with_eval_and_summary_and_the_key_is_never_writte
         for p in (work.path / RUN / "eval").glob("step_*.json")
     }
     assert evals == pytest.approx(expected) and len(evals) == 3
+    # every telemetry and evaluation record names its run
+    records = [
+        *_telemetry(work),
+        *map(json.loads, map(Path.read_text, (work.path / RUN).glob("eval/*.json"))),
+    ]
+    assert {r["run"] for r in records} == {"cp/CartPole-v1/seed1"}
 
     receipt = json.loads((work.path / "results/wandb_summary.json").read_text())
     assert receipt["mode"] == "offline" and receipt["rows"] == {"summary": 1, "runs": 1}

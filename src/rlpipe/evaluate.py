@@ -56,9 +56,13 @@ def evaluate_checkpoint(
 def evaluate_job(
     ckpt: str, out: str, episodes: int, seed: int, max_steps: int, threads: int = 1
 ) -> None:
-    """Greedy evaluation of a checkpoint as a job, written to ``out`` (JSON, atomically)."""
-    from rlpipe import atomic
+    """Greedy evaluation of a checkpoint as a job, written to ``out`` (JSON, atomically); a
+    record in the run tree carries its run's key (``run``, as telemetry does)."""
+    from rlpipe import atomic, layout
 
     record = evaluate_checkpoint(ckpt, episodes, seed, max_steps, threads)
+    artifact = layout.parse(out)
+    if artifact is not None:
+        record["run"] = layout.run_name(artifact.exp, artifact.env, artifact.seed)
     atomic.write_json(out, record)
     print(f"mean return {record['mean_return']:.2f} over {record['episodes']} episodes")

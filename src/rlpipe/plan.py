@@ -31,7 +31,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
-from rlpipe import gpu_slots, layout
+from rlpipe import gpu_slots, layout, telemetry
 from rlpipe.algos import ALGOS
 from rlpipe.runs import ConfigError, Run, expand_runs
 from rlpipe.status import last_record, text_table
@@ -222,7 +222,7 @@ def measured_sps(runs_dir: str | os.PathLike, exp: str) -> tuple[float, int] | N
     """(median final charts/SPS, number of segments) over the experiment's finished telemetry."""
     values = []
     for _, path in layout.of_kind(sorted(Path(runs_dir, exp).glob("*/*/telemetry/*")), "telemetry"):
-        sps = (last_record(path) or {}).get("charts/SPS")
+        sps = (last_record(path) or {}).get(telemetry.SPS)
         if isinstance(sps, int | float) and sps > 0:
             values.append(float(sps))
     return (statistics.median(values), len(values)) if values else None

@@ -17,7 +17,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from rlpipe import layout
+from rlpipe import layout, telemetry
 from rlpipe.runs import expand_runs
 from rlpipe.telemetry import LIVE_SUFFIX
 
@@ -122,7 +122,7 @@ def run_status(
         state = "STALLED" if age is not None and age > stall_timeout_s else "RUNNING"
     else:
         state = "PENDING"
-    sps = _number(record, "charts/SPS")
+    sps = _number(record, telemetry.SPS)
     eta = None
     if state in ("RUNNING", "PENDING") and total is not None and sps:
         eta = max(0, total - step) / sps
@@ -132,10 +132,10 @@ def run_status(
         step=step,
         total=total,
         sps=sps,
-        episodes_per_hour=_number(record, "charts/episodes_per_hour"),
+        episodes_per_hour=_number(record, telemetry.EPISODES_PER_HOUR),
         eta_s=eta,
         heartbeat_age_s=age,
-        gpu_mem_mb=_number(record, "gpu/memory_allocated_mb"),
+        gpu_mem_mb=_number(record, telemetry.GPU_MEMORY_MB),
         gpu_slot=(record or {}).get("gpu_slot"),
         cuda_visible_devices=(record or {}).get("cuda_visible_devices"),
     )
