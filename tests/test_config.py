@@ -16,7 +16,7 @@ import yaml
 from rlpipe import config as rlconfig
 from rlpipe import envspecs, hparams
 from rlpipe.algos import ALGOS
-from rlpipe.runs import ConfigError, Resources, expand_runs, segment_steps
+from rlpipe.runs import ConfigError, Resources, Run, expand_runs, segment_steps
 
 from conftest import tiny_config
 from pipeline import REPO, SNAKEMAKE, Workdir
@@ -59,6 +59,16 @@ def test_runs_carry_their_resources_with_the_schema_defaults():
     runs = _validated(config)
     assert runs[("cp", "CartPole-v1", 2)].resources == Resources(gpu=1, mem_mb=500)
     assert runs[("pong", "Pong-v5", 1)].resources == Resources()
+
+
+def test_runs_carry_their_stall_timeout_with_the_schema_default():
+    schema = yaml.safe_load(SCHEMA.read_text())
+    default = schema["$defs"]["experiment"]["properties"]["stall_timeout"]["default"]
+    config = tiny_config()
+    config["experiments"]["cp"]["stall_timeout"] = 42
+    runs = _validated(config)
+    assert runs[("cp", "CartPole-v1", 2)].stall_timeout == 42
+    assert runs[("pong", "Pong-v5", 1)].stall_timeout == default == Run.stall_timeout
 
 
 def test_lr_anneal_steps_defaults_to_each_envs_budget():

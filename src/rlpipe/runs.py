@@ -37,6 +37,7 @@ class Run:
     init_from: str | None = None
     dataset: str | None = None
     resources: Resources = Resources()
+    stall_timeout: float = 600.0  # seconds without progress before a segment job fails
 
     @property
     def dir(self) -> str:
@@ -89,6 +90,7 @@ def expand_runs(config: dict) -> dict[tuple[str, str, int], Run]:
                     init_from=spec.get("init_from"),
                     dataset=spec.get("dataset"),
                     resources=Resources(**(spec.get("resources") or {})),
+                    stall_timeout=float(spec.get("stall_timeout", Run.stall_timeout)),
                 )
     return runs
 

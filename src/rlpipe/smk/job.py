@@ -52,12 +52,14 @@ def segment_spec(snakemake) -> dict:
     and removes temp files a killed attempt left.
     """
     from rlpipe.atomic import remove_stale_temps
+    from rlpipe.runs import expand_runs
 
     smk = snakemake
     margin = (smk.config.get("durable") or {}).get("min_free_disk_mb", 0)
     check_free_disk(smk.output[0], smk.input.get("prev"), margin)
     remove_stale_temps(smk.output[0])
     seg = smk.params.segment
+    run = expand_runs(smk.config)[(smk.wildcards.exp, seg["env"], seg["seed"])]
     inputs = smk.input.keys()
     extra = {"init": smk.input.init} if "init" in inputs else {}  # a warm start
     if "dataset" in inputs:  # the replay dataset's directory (its manifest is the input)
@@ -73,5 +75,6 @@ def segment_spec(snakemake) -> dict:
         "telemetry": smk.output.telemetry,
         "prev": smk.input.get("prev"),
         "threads": smk.threads,
-        "stall_timeout": smk.config["experiments"][smk.wildcards.exp]["stall_timeout"],
+        # an operational setting, not a param: changing it reruns nothing
+        "stall_timeout": run.stall_timeout,
     }
