@@ -69,7 +69,7 @@ except ConfigError as err:
 # Absolute: Snakemake has left the working directory when atexit hooks run.
 WORKDIR = Path.cwd()
 RUNS_DIR = WORKDIR / "runs"
-provenance.use_disk_cache(WORKDIR / ".snakemake" / "rlpipe-code-hashes.json")
+provenance.use_disk_cache(provenance.user_cache_path())
 
 # The main process of a run a user started (not a job step, not the restore probe) owns the
 # directory if no other rlpipe run does: only then may it clear stale locks or restore files.

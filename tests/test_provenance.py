@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import os
 import shutil
 
@@ -43,22 +44,35 @@ def test_a_rule_script_covers_the_modules_its_job_runs():
         provenance.code_files(script, REPO / "src", ["rlpipe.nope"])
 
 
-def test_the_disk_cache_is_keyed_by_size_and_mtime(tmp_path, monkeypatch):
-    """A file whose size and mtime match its entry is not parsed again; any change is."""
+def test_the_disk_cache_is_keyed_by_content(tmp_path, monkeypatch):
+    """A file with the bytes of an entry is not parsed again, wherever it lies and whatever
+    its mtime (a fresh clone, another directory); changed bytes are parsed."""
+
+    def fresh_process():
+        for memo in (provenance._source_hash, provenance._content_key):
+            memo.cache_clear()
+
     monkeypatch.setattr(provenance, "_DISK", provenance._DiskCache())
-    provenance._source_hash.cache_clear()
-    src = tmp_path / "m.py"
+    fresh_process()
+    src = tmp_path / "a" / "m.py"
+    src.parent.mkdir()
     src.write_text(CODE)
-    provenance.use_disk_cache(tmp_path / "cache.json")
+    cache_file = tmp_path / "cache" / "code-hashes.json"
+    provenance.use_disk_cache(cache_file)
     real = provenance.source_hash(src)
-    st = src.stat()
-    provenance._DISK.entries[str(src.resolve())] = [st.st_size, st.st_mtime_ns, "planted"]
-    provenance._source_hash.cache_clear()
-    assert provenance.source_hash(src) == "planted"  # read from the cache, not parsed
-    os.utime(src, ns=(st.st_atime_ns, st.st_mtime_ns + 1000))
-    provenance._source_hash.cache_clear()
-    assert provenance.source_hash(src) == real  # a new mtime (a fresh clone): parsed again
-    provenance._source_hash.cache_clear()
+    provenance._DISK.save()
+    assert cache_file.exists()
+    key = f"{hashlib.sha256(src.read_bytes()).hexdigest()}#code"
+    provenance._DISK.entries[key] = "planted"
+    clone = tmp_path / "b" / "m.py"  # same bytes, another path, a newer mtime
+    clone.parent.mkdir()
+    clone.write_text(CODE)
+    fresh_process()
+    assert provenance.source_hash(clone) == "planted"  # read from the cache, not parsed
+    clone.write_text(CODE.replace("x + 1", "x + 2"))
+    fresh_process()
+    assert provenance.source_hash(clone) not in ("planted", real)  # new bytes: parsed
+    fresh_process()
 
 
 @pytest.mark.slow

@@ -12,9 +12,10 @@ reason, and ``snakemake -n`` shows which file's hash changed.
 
 Hashes are of the parsed code without comments, formatting or docstrings, so editing those
 reruns nothing; any other change reruns exactly the jobs whose code it touches. Parsing every
-module is most of a dry run's own time, so hashes are kept across runs in a file
-(:func:`use_disk_cache`) keyed by each file's size and mtime: a changed or freshly cloned file
-is parsed again, an untouched one is not.
+module is most of a dry run's own time, so results are kept across runs in a per-user file
+(:func:`use_disk_cache`, :func:`user_cache_path`) keyed by the sha256 of each file's bytes:
+reading and hashing a file costs microseconds, parsing it milliseconds, and a new directory or
+a fresh clone of code seen before parses nothing.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from __future__ import annotations
 import ast
 import hashlib
 import json
+import os
 import re
 from collections.abc import Iterable
 from functools import cache
@@ -57,53 +59,74 @@ def source_hash(path: str | Path) -> str:
 
 
 class _DiskCache:
-    """{file: [size, mtime_ns, hash]} kept in a JSON file between processes."""
+    """{key: result} kept in a JSON file between processes; a key starts with the sha256 of
+    the file's bytes, so any checkout or directory with the same file shares the entry."""
+
+    MAX_ENTRIES = 4096  # the oldest go first (many versions of the code pass through)
 
     def __init__(self):
         self.path: Path | None = None
-        self.entries: dict[str, list] = {}
+        self.entries: dict[str, object] = {}
         self.dirty = False
 
     def load(self, path: Path) -> None:
         self.path = path
         try:
-            self.entries = json.loads(path.read_text())
+            entries = json.loads(path.read_text())
         except (OSError, ValueError):
-            self.entries = {}
+            entries = {}
+        self.entries = entries if isinstance(entries, dict) else {}
 
-    def get(self, file: Path, stat):
-        entry = self.entries.get(str(file))
-        return entry[2] if entry and entry[:2] == [stat.st_size, stat.st_mtime_ns] else None
+    def get(self, key: str):
+        return self.entries.get(key)
 
-    def put(self, file: Path, stat, digest: str) -> None:
+    def put(self, key: str, value) -> None:
         if self.path is not None:
-            self.entries[str(file)] = [stat.st_size, stat.st_mtime_ns, digest]
+            self.entries.pop(key, None)
+            self.entries[key] = value
             self.dirty = True
 
     def save(self) -> None:
-        if self.path is not None and self.dirty:
-            from rlpipe import atomic
+        """Write the file (atomically); a cache that cannot be written is only slower."""
+        if self.path is None or not self.dirty:
+            return
+        from rlpipe import atomic
 
-            atomic.write_json(self.path, self.entries)
-            self.dirty = False
+        keep = list(self.entries.items())[-self.MAX_ENTRIES :]
+        try:
+            atomic.write_json(self.path, dict(keep))
+        except OSError:
+            pass
+        self.dirty = False
 
 
 _DISK = _DiskCache()
 
 
+def user_cache_path() -> Path:
+    """The per-user cache file: ``$XDG_CACHE_HOME/rlpipe/code-hashes.json`` (~/.cache)."""
+    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+    return Path(base, "rlpipe", "code-hashes.json")
+
+
 def use_disk_cache(path: str | Path) -> None:
-    """Keep file hashes in ``path`` across processes (see the module docstring)."""
+    """Keep parse results in ``path`` across processes (see the module docstring)."""
     _DISK.load(Path(path))
+
+
+@cache
+def _content_key(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
 @cache  # once per file and process: every rule's closure shares most modules
 def _source_hash(path: Path) -> str:
-    stat = path.stat()
-    digest = _DISK.get(path, stat)
-    if digest is None:
+    key = f"{_content_key(path)}#code"
+    digest = _DISK.get(key)
+    if not isinstance(digest, str):
         tree = _strip_docstrings(ast.parse(path.read_text(), filename=str(path)))
         digest = hashlib.sha256(ast.dump(tree).encode()).hexdigest()[:HASH_CHARS]
-        _DISK.put(path, stat, digest)
+        _DISK.put(key, digest)
     return digest
 
 
@@ -119,13 +142,12 @@ def _module_file(name: str, src_root: Path) -> Path | None:
 @cache
 def _imported_modules(path: Path, module: str | None) -> frozenset[str]:
     """Absolute names of the rlpipe modules a file imports (anywhere in the file)."""
-    stat = path.stat()
-    key = path.with_name(f"{path.name}#imports-of-{module}")
-    known = _DISK.get(key, stat)
-    if known is not None:
+    key = f"{_content_key(path)}#imports-of-{module}"
+    known = _DISK.get(key)
+    if isinstance(known, list):
         return frozenset(known)
     names = _scan_imports(path, module)
-    _DISK.put(key, stat, sorted(names))
+    _DISK.put(key, sorted(names))
     return names
 
 
