@@ -132,7 +132,7 @@ def shard_assignment():
             )
         except RemoteNotFound:
             pass
-    assignment = shards.plan_assignment(config, SHARD.count, stored, RUNS_DIR)
+    assignment = shards.plan_assignment(config, SHARD.count, stored, RUNS_DIR, RUNS)
     if MAIN_RUN:
         atomic.write_text(local, assignment.to_json())
     if remote is not None and assignment != stored and not invocation.dry_run():
@@ -353,7 +353,8 @@ def print_plan_block():
     allocation = dataclasses.replace(allocation, startup_s=startup_s)
     try:
         shard = str(SHARD) if SHARD else None
-        print(f"\n{rlplan.dry_run_block(config, outputs, allocation, RUNS_DIR, shard)}")
+        block = rlplan.dry_run_block(config, outputs, allocation, RUNS_DIR, shard, RUNS)
+        print(f"\n{block}")
     except ConfigError as err:
         print(f"\nrlpipe plan: error: {err}")
 

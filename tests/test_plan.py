@@ -285,3 +285,17 @@ def test_dry_run_ends_with_the_plan_block(tmp_path):
     for seed in (1, 2, 3):
         telemetry(work.path / "runs", "b", "CartPole-v1", seed, 100, 50.0)
     assert "SPS measured 50" in work.run("-n").stdout
+
+
+def test_the_plan_takes_the_workflows_runs_instead_of_expanding_the_config(tmp_path, monkeypatch):
+    config, jobs = hand_example(tmp_path)
+    runs = expand_runs(config)
+
+    def again(_config):
+        raise AssertionError("the config was expanded again")
+
+    monkeypatch.setattr(plan, "expand_runs", again)
+    outputs = [f"runs/b/CartPole-v1/seed1/ckpt/step_{100:010d}.pt"]
+    block = plan.dry_run_block(config, outputs, local(), tmp_path, runs=runs)
+    assert block.splitlines()[1].split()[:3] == ["experiment", "algo", "train"]
+    assert plan.Durations(config, tmp_path, runs).runs is runs

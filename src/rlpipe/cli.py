@@ -130,7 +130,8 @@ def cmd_plan(args) -> int:
     price = args.usd_per_gpu_hour
     if price is None:
         price, _ = plan.usd_per_gpu_hour(config.get("planning") or {})
-    print(plan.render(plan.estimate(config, jobs, allocation, price, runs_dir=args.runs_dir)))
+    seconds = plan.Durations(config, args.runs_dir, runs)
+    print(plan.render(plan.estimate(config, jobs, allocation, price, args.runs_dir, seconds)))
     return 0
 
 

@@ -249,11 +249,14 @@ def default_sps(planning: dict, algo: str, env: str, cpu: bool = False) -> tuple
 
 class Durations:
     """Seconds of each job, and a note per experiment on where they came from. The run tree
-    is read once per experiment, however many plans (one per shard count) ask."""
+    is read once per experiment, however many plans (one per shard count) ask. ``runs``: the
+    config's Runs where the caller has them (the workflow does), else expanded here."""
 
-    def __init__(self, config: dict, runs_dir: str | os.PathLike):
+    def __init__(
+        self, config: dict, runs_dir: str | os.PathLike, runs: dict[RunKey, Run] | None = None
+    ):
         self.config, self.runs_dir = config, runs_dir
-        self.runs = expand_runs(config)
+        self.runs = runs if runs is not None else expand_runs(config)
         self.planning = config.get("planning") or {}
         self.sources: dict[str, set[str]] = {}
         self._measured: dict[str, dict] = {}
@@ -423,17 +426,18 @@ def dry_run_block(
     allocation: Allocation,
     runs_dir: str | os.PathLike = "runs",
     shard: str | None = None,
+    runs: dict[RunKey, Run] | None = None,
 ) -> str:
     """The block ``snakemake -n`` ends with: the plan of the jobs the dry run would run; for
     a whole sweep on a pod, also its wall time and cost split across pods."""
-    jobs = parse_jobs("\n".join(outputs), expand_runs(config))
+    seconds = Durations(config, runs_dir, runs)
+    jobs = parse_jobs("\n".join(outputs), seconds.runs)
     price, price_from = usd_per_gpu_hour(config.get("planning") or {})
     head = f"rlpipe plan: {allocation.source}; $/GPU-hour from {price_from}"
     if shard:
         head += f"; shard {shard} of the sweep"
     if not jobs:
         return f"{head}\nno training or evaluation jobs to run"
-    seconds = Durations(config, runs_dir)
     text = head + "\n" + render(estimate(config, jobs, allocation, price, runs_dir, seconds))
     if allocation.executor == "local" and not shard:
         text += "\n" + pods_line(config, jobs, allocation, price, seconds)

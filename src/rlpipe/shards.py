@@ -169,8 +169,11 @@ class Assignment:
         return {name for name, i in self.runs.items() if i == index}
 
 
-def plan_assignment(config: dict, count: int, stored: Assignment | None, runs_dir) -> Assignment:
-    """The assignment for ``count`` shards: ``stored`` extended with the config's new runs."""
+def plan_assignment(
+    config: dict, count: int, stored: Assignment | None, runs_dir, runs: dict | None = None
+) -> Assignment:
+    """The assignment for ``count`` shards: ``stored`` extended with the config's new runs
+    (``runs``: the config's Runs, when the caller has them)."""
     if stored is not None and stored.count != count:
         raise ConfigError(
             f"shard: this sweep is split into {stored.count} shards ({ASSIGNMENT_REL} on the "
@@ -179,7 +182,7 @@ def plan_assignment(config: dict, count: int, stored: Assignment | None, runs_di
         )
     from rlpipe import plan
 
-    seconds = plan.Durations(config, runs_dir)
+    seconds = plan.Durations(config, runs_dir, runs)
     groups = units(seconds.runs, config.get("datasets") or {})
     placed = assign(groups, weights(seconds), count, stored.runs if stored else {})
     return Assignment(count, {**(stored.runs if stored else {}), **placed})
