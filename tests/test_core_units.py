@@ -5,6 +5,7 @@ from __future__ import annotations
 import fcntl
 import json
 import os
+import re
 import socket
 import subprocess
 import sys
@@ -64,6 +65,17 @@ def test_telemetry_metrics_are_declared_and_records_carry_their_run(tmp_path):
     (rec,) = read_jsonl(path)
     assert rec["run"] == "ppo-x/Pong-v5/seed3" and rec[telemetry.SPS] == 1.0
     assert all(isinstance(doc, str) and doc for doc in telemetry.METRICS.values())
+
+
+def test_every_metric_a_trainer_names_is_declared():
+    """The names the trainers spell (including variants the demo does not run, e.g.
+    Q-learning's replay) are in METRICS: read from their source, not from one run."""
+    src = Path(__file__).resolve().parents[1] / "src/rlpipe"
+    named = set()
+    for module in (src / "ppo.py", src / "bc.py", src / "qlearn/train.py", src / "telemetry.py"):
+        named |= set(re.findall(r'"((?:charts|losses|perf|gpu|replay)/\w+)"', module.read_text()))
+    assert {"charts/SPS", "replay/size", "losses/bc_loss"} <= named
+    assert named - telemetry.METRICS.keys() == set()
 
 
 def test_derive_seed_is_stable_and_distinct():

@@ -51,6 +51,9 @@ METRICS = {  # name: what it is (CleanRL's names where CleanRL has the metric)
     "losses/explained_variance": "explained variance of the value function on the batch",
     "losses/bc_loss": "BC cross-entropy loss",
     "losses/td_error_mean": "mean absolute TD error since last log (Q-learning)",
+    "replay/size": "transitions in the prioritised replay (Q-learning with replay)",
+    "replay/priority_mean": "mean priority in the replay (Q-learning with replay)",
+    "replay/priority_max": "largest priority in the replay (Q-learning with replay)",
     "perf/max_rss_mb": "peak resident memory of the training process, MiB",
     "perf/cpu_s": "CPU seconds of the training process",
 }
