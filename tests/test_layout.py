@@ -47,6 +47,9 @@ def test_run_dirs_and_names():
     assert layout.parse_run_dir("/x/runs/e/Pong-v5/seed4") == ("e", "Pong-v5", 4)
     assert layout.parse_run_dir("runs/e/Pong-v5/seed4/eval") is None
     assert layout.run_name("e", "Pong-v5", 4, sep="-") == "e-Pong-v5-seed4"
+    assert layout.parse("/x/runs/e/Pong-v5/seed4/eval/step_0000000012.json").run == (
+        "e/Pong-v5/seed4"
+    )
     assert layout.fmt_step(12) == "0000000012"
 
 

@@ -63,6 +63,6 @@ def evaluate_job(
     record = evaluate_checkpoint(ckpt, episodes, seed, max_steps, threads)
     artifact = layout.parse(out)
     if artifact is not None:
-        record["run"] = layout.run_name(artifact.exp, artifact.env, artifact.seed)
+        record["run"] = artifact.run
     atomic.write_json(out, record)
     print(f"mean return {record['mean_return']:.2f} over {record['episodes']} episodes")

@@ -39,6 +39,11 @@ class Artifact(NamedTuple):
     kind: str  # a key of FILES
     step: int
 
+    @property
+    def run(self) -> str:
+        """The run's key, ``exp/env/seedN`` (what telemetry and evaluation records carry)."""
+        return run_name(self.exp, self.env, self.seed)
+
 
 def fmt_step(step: int) -> str:
     return f"{int(step):0{STEP_WIDTH}d}"

@@ -73,7 +73,7 @@ class TelemetryWriter:
         self._t0 = time.time()
         artifact = layout.parse(self.path)
         if artifact is not None:
-            static = {"run": layout.run_name(artifact.exp, artifact.env, artifact.seed), **static}
+            static = {"run": artifact.run, **static}
         self._static = static
 
     def log(self, global_step: int, **metrics) -> None:
