@@ -21,6 +21,7 @@ a fresh clone of code seen before parses nothing.
 from __future__ import annotations
 
 import ast
+import atexit
 import hashlib
 import json
 import os
@@ -110,7 +111,10 @@ def user_cache_path() -> Path:
 
 
 def use_disk_cache(path: str | Path) -> None:
-    """Keep parse results in ``path`` across processes (see the module docstring)."""
+    """Keep parse results in ``path`` across processes (see the module docstring); what this
+    process adds is written once, when it exits."""
+    if _DISK.path is None:
+        atexit.register(_DISK.save)
     _DISK.load(Path(path))
 
 
@@ -217,9 +221,7 @@ def code_version(
 ) -> dict[str, str]:
     """``{file: hash}`` of a rule script and the rlpipe modules it runs (a Snakemake param)."""
     files = code_files(script, src_root, modules)
-    version = {label: source_hash(path) for label, path in sorted(files.items())}
-    _DISK.save()
-    return version
+    return {label: source_hash(path) for label, path in sorted(files.items())}
 
 
 def data_version(path: str | Path) -> str:
