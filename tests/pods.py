@@ -124,6 +124,15 @@ def checkpoints(workdir: Path) -> dict[str, str]:
     return {str(p.relative_to(workdir)): sha256(p) for p in files}
 
 
+def whole_json(path: Path) -> dict | None:
+    """A JSON file the remote holds, once whole: None while absent or mid-upload
+    (``rclone serve webdav`` writes a PUT in place, so a reader can see it empty or torn)."""
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+
+
 def recorded(remote_root: Path) -> set[str]:
     """Outputs whose provenance record is on the remote directory ``remote_root``, whole. A
     kill during an upload can leave a torn record there (``rclone serve webdav`` keeps the
@@ -132,9 +141,7 @@ def recorded(remote_root: Path) -> set[str]:
 
     out = set()
     for path in (Path(remote_root) / METADATA).rglob("*"):
-        try:
-            json.loads(path.read_text())
-        except (OSError, ValueError):
+        if whole_json(path) is None:
             continue  # a directory, a torn record, or one deleted meanwhile
         out.add(key_of(str(path.relative_to(remote_root))))
     return out

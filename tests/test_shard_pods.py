@@ -4,7 +4,6 @@
 
 from __future__ import annotations
 
-import json
 import re
 from pathlib import Path
 
@@ -22,6 +21,7 @@ from pods import (
     recorded,
     started_jobs,
     wait_until,
+    whole_json,
 )
 
 pytestmark = pytest.mark.slow
@@ -71,8 +71,8 @@ def test_three_pods_share_a_sweep_through_a_kill(make_pod, rclone_server):
         procs[i] = pods[i].start(f"snakemake --profile runpod {SWEEP} --config shard={i}/3")
 
     assignment = state / ".rlpipe/shards.json"
-    wait_until(assignment.is_file, 300, procs[2], "the shard assignment on the remote")
-    mine = {n for n, s in json.loads(assignment.read_text())["runs"].items() if s == 2}
+    wait_until(lambda: whole_json(assignment), 300, procs[2], "the shard assignment on the remote")
+    mine = {n for n, s in whole_json(assignment)["runs"].items() if s == 2}
     mine_dirs = {"runs/" + n for n in mine}
 
     def shard2_mid_segment():
