@@ -4,9 +4,10 @@ Run: .venv/bin/python benchmarks/bench_ppo_levers.py   (writes benchmarks/out/pp
 
 CleanRL's Atari shapes: the rollout calls the policy on 8 observations (4x84x84 uint8) per
 env step; the update runs forward + backward on minibatches of 256. Each lever is timed on
-the same network and inputs (median of repeats), against the baseline rlpipe uses today
-(`torch.no_grad`, contiguous NCHW, float32, eager). A lever that changes the numbers (bf16)
-would be a user-visible hyper-parameter, off by default; the others are learning-neutral.
+the same network and inputs (median of repeats), against the baseline before this lever
+(`torch.no_grad`, the network channels-last as rlpipe.agents builds it, the default Adam,
+float32, eager). A lever that changes the numbers (bf16) would be a user-visible
+hyper-parameter, off by default; the others are learning-neutral.
 """
 
 from __future__ import annotations
@@ -62,18 +63,15 @@ def measure(threads: int) -> dict:
     variants = {
         "baseline": {},
         "inference_mode": {"mode": torch.inference_mode},
-        "channels_last": {"channels_last": True},
+        "fused Adam (now the default)": {"fused": True},
         "bf16_autocast (changes numbers)": {"bf16": True},
         "torch.compile": {"compile": True},
     }
     for name, v in variants.items():
         agent = ActorCritic(OBS, N_ACTIONS, "cnn")
         obs_small, obs_batch = small, batch
-        if v.get("channels_last"):
-            agent = agent.to(memory_format=torch.channels_last)
-            obs_small = small.contiguous(memory_format=torch.channels_last)
-            obs_batch = batch.contiguous(memory_format=torch.channels_last)
-        optimizer = torch.optim.Adam(agent.parameters(), lr=2.5e-4, eps=1e-5)
+        fused = bool(v.get("fused"))
+        optimizer = torch.optim.Adam(agent.parameters(), lr=2.5e-4, eps=1e-5, fused=fused)
         net = torch.compile(agent) if v.get("compile") else agent
         mode = v.get("mode", torch.no_grad)
         bf16 = bool(v.get("bf16"))
