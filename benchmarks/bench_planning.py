@@ -4,9 +4,11 @@ Run: .venv/bin/python benchmarks/bench_planning.py   (writes benchmarks/out/plan
 
 The config is Atari-10 (config/atari10.yaml). The floor is a Snakefile of trivial rules
 (`touch`) with the same files and edges: segments chained per run, an evaluation per
-segment, one summary over every evaluation and telemetry file. Both are timed (median of 3,
-`snakemake -n --cores 1 -q all`) in an empty directory (the plan of a new sweep) and in a
-finished one (the no-op rerun: every output present, recorded with `snakemake --touch`).
+segment, one summary over every evaluation, telemetry and training benchmark file (a
+segment's third output here, its `benchmark:` file in rlpipe). Both are timed (median of 7,
+the two in turns; `snakemake -n --cores 1 -q all`) in an empty directory (the plan of a new
+sweep) and in a finished one (the no-op rerun: every output present, recorded with
+`snakemake --touch`).
 Goal: rlpipe <= 1.2x the floor in both.
 """
 
@@ -25,6 +27,7 @@ import yaml
 REPO = Path(__file__).resolve().parents[1]
 OUT = REPO / "benchmarks/out"
 SNAKEMAKE = str(Path(sys.executable).parent / "snakemake")
+REPEATS = 7
 sys.path.insert(0, str(REPO / "src"))
 
 from rlpipe.runs import expand_runs  # noqa: E402
@@ -41,12 +44,13 @@ def prev(wildcards):
     return [f"{{d}}/ckpt/step_{{steps[i - 1]:010d}}.pt"]
 
 def every(kind):
-    ext = "json" if kind == "eval" else "jsonl"
+    name = {{"eval": "step_{{s:010d}}.json", "telemetry": "step_{{s:010d}}.jsonl",
+            "benchmark": "train_step_{{s:010d}}.tsv"}}[kind]
     out = []
     for key, steps in RUNS.items():
         exp, env, seed = key.split("/")
         d = f"runs/{{exp}}/{{env}}/seed{{seed}}/{{kind}}"
-        out += [f"{{d}}/step_{{s:010d}}.{{ext}}" for s in steps]
+        out += [f"{{d}}/" + name.format(s=s) for s in steps]
     return out
 
 rule all:
@@ -55,7 +59,8 @@ rule all:
 rule segment:
     input: prev
     output: "runs/{{exp}}/{{env}}/seed{{seed}}/ckpt/step_{{step}}.pt",
-            "runs/{{exp}}/{{env}}/seed{{seed}}/telemetry/step_{{step}}.jsonl"
+            "runs/{{exp}}/{{env}}/seed{{seed}}/telemetry/step_{{step}}.jsonl",
+            "runs/{{exp}}/{{env}}/seed{{seed}}/benchmark/train_step_{{step}}.tsv"
     shell: "touch {{output}}"
 
 rule evaluate:
@@ -64,7 +69,7 @@ rule evaluate:
     shell: "touch {{output}}"
 
 rule summarize:
-    input: every("eval"), every("telemetry")
+    input: every("eval"), every("telemetry"), every("benchmark")
     output: "results/summary.csv"
     shell: "touch {{output}}"
 """
@@ -88,9 +93,15 @@ def timed(cmd: list[str], cwd: Path) -> float:
     return time.perf_counter() - start
 
 
-def plan_times(snakefile: Path, workdir: Path) -> float:
-    cmd = [SNAKEMAKE, "-s", str(snakefile), "-d", str(workdir), "-n", "--cores", "1"]
-    return statistics.median(timed([*cmd, "-q", "all"], workdir) for _ in range(3))
+def plan_times(stock: tuple[Path, Path], mine: tuple[Path, Path]) -> dict:
+    """Median dry-run seconds of each (Snakefile, directory), the two run in turns so that
+    the VM's drifting speed weighs on both alike."""
+    times: dict[str, list[float]] = {"stock_s": [], "rlpipe_s": []}
+    for _ in range(REPEATS):
+        for key, (snakefile, workdir) in (("stock_s", stock), ("rlpipe_s", mine)):
+            cmd = [SNAKEMAKE, "-s", str(snakefile), "-d", str(workdir), "-n", "--cores", "1"]
+            times[key].append(timed([*cmd, "-q", "all"], workdir))
+    return {key: statistics.median(values) for key, values in times.items()}
 
 
 def finish(snakefile: Path, workdir: Path, files: list[str]) -> None:
@@ -113,17 +124,11 @@ def main() -> None:
             (d / "config/config.yaml").write_text(yaml.safe_dump(config))
         snakefile = Path(tmp, "Snakefile.stock")
         snakefile.write_text(STOCK.format(runs=runs))
-        results["new_sweep"] = {
-            "stock_s": plan_times(snakefile, stock),
-            "rlpipe_s": plan_times(REPO / "Snakefile", mine),
-        }
+        results["new_sweep"] = plan_times((snakefile, stock), (REPO / "Snakefile", mine))
         print(json.dumps(results), flush=True)
         finish(snakefile, stock, outputs(config))
         finish(REPO / "Snakefile", mine, outputs(config))
-        results["no_op_rerun"] = {
-            "stock_s": plan_times(snakefile, stock),
-            "rlpipe_s": plan_times(REPO / "Snakefile", mine),
-        }
+        results["no_op_rerun"] = plan_times((snakefile, stock), (REPO / "Snakefile", mine))
     for phase in results.values():
         phase["ratio"] = phase["rlpipe_s"] / phase["stock_s"]
     results["jobs"] = sum(len(s) for s in runs.values()) * 2 + 1
