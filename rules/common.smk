@@ -248,19 +248,29 @@ BUDGET_RANK = {
 WAITED_FOR = read_by_others(RUNS, config.get("datasets") or {})
 
 
-def run_priority(wildcards):
-    """Scheduling priority: segments of runs that other runs wait for start first (they are
-    on the sweep's longest path), then those of runs with bigger budgets."""
-    run = run_of(wildcards)
+def per_run(value_of):
+    """A directive whose value is the job's run's ``value_of(run)``: the value itself when
+    every run of the sweep has the same one (Snakemake then calls nothing per job, which
+    shortens the plan of a big sweep), else a function of the job's wildcards."""
+    values = {value_of(run) for run in RUNS.values()}
+    if len(values) == 1:
+        return values.pop()
+    return lambda wildcards: value_of(run_of(wildcards))
+
+
+def _priority(run):
     waited = (run.exp, run.env, run.seed) in WAITED_FOR
     return BUDGET_RANK[run.total_steps] + (len(BUDGET_RANK) if waited else 0)
 
 
-def run_resource(name):
-    def get(wildcards):
-        return getattr(run_of(wildcards).resources, name)
+# Scheduling priority: segments of runs that other runs wait for start first (they are on
+# the sweep's longest path), then those of runs with bigger budgets.
+RUN_PRIORITY = per_run(_priority)
 
-    return get
+
+def run_resource(name):
+    """A resource (or threads) of the job's run (config key ``resources``)."""
+    return per_run(lambda run: getattr(run.resources, name))
 
 
 def eval_targets(runs=RUNS):

@@ -19,7 +19,7 @@ rule ppo_segment:
         layout.pattern("train_benchmark")
     wildcard_constraints:
         exp=experiments_of("ppo"),
-    priority: run_priority
+    priority: RUN_PRIORITY
     conda:
         "../envs/rlpipe.yaml"
     threads: run_resource("threads")
