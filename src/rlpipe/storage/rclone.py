@@ -25,9 +25,6 @@ import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from rclone_python import rclone as rclone_py
-from rclone_python.utils import RcloneException
-
 log = logging.getLogger("rlpipe.storage")
 
 SECRET_KEY = re.compile(r"(PASS|USER|KEY|SECRET|TOKEN|ACCOUNT|SESSION|SAS|CREDENTIAL)", re.I)
@@ -158,7 +155,11 @@ class RcloneRemote:
         self.extra_flags = list(extra_flags)
         self.sleep = sleep
         self.binary = find_rclone()
+        # rclone-python is imported here, by a remote, not by every plan: it pulls in rich
+        from rclone_python import rclone as rclone_py
+
         rclone_py.set_executable_file(self.binary)
+        self._py = rclone_py
         self.calls = 0
         self._listings: dict[tuple[str, ...], list[dict]] = {}
 
@@ -180,6 +181,8 @@ class RcloneRemote:
 
     def _attempt(self, op: str, target: str, fn: Callable[[], object]):
         """Run ``fn`` with retries and backoff on transient errors."""
+        from rclone_python.utils import RcloneException
+
         for attempt in range(1, self.retries + 1):
             self.calls += 1
             try:
@@ -231,7 +234,7 @@ class RcloneRemote:
             entries = self._attempt(
                 "lsjson",
                 self.remote,
-                lambda: rclone_py.ls(self.remote, args=self._quoted(flags + self._flags())),
+                lambda: self._py.ls(self.remote, args=self._quoted(flags + self._flags())),
             )
             self._listings[key] = sorted(entries, key=lambda e: e["Path"])
             log.info("listed %s: %d files", self.remote, len(entries))
@@ -245,7 +248,7 @@ class RcloneRemote:
         """The text of one remote file."""
         target = self.path(rel)
         return self._attempt(
-            "cat", target, lambda: rclone_py.cat(target, args=self._quoted(self._flags()))
+            "cat", target, lambda: self._py.cat(target, args=self._quoted(self._flags()))
         )
 
     def reachable(self, timeout_s: float = 10.0) -> bool:
@@ -297,7 +300,7 @@ class RcloneRemote:
         """Delete one remote file (or every file below a directory)."""
         target = self.path(rel)
         self._attempt(
-            "delete", target, lambda: rclone_py.delete(target, args=self._quoted(self._flags()))
+            "delete", target, lambda: self._py.delete(target, args=self._quoted(self._flags()))
         )
         self.invalidate()
 
@@ -349,7 +352,7 @@ class RcloneRemote:
             combined = Path(tmp, "combined")
 
             def run():
-                ok, out = rclone_py.check(
+                ok, out = self._py.check(
                     str(local_dir),
                     self.remote,
                     combined=str(combined),
