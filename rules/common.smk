@@ -342,16 +342,19 @@ PLANNED_RULES = TRAINING_RULES | {"evaluate"}
 
 
 def print_plan_block():
-    """Print the plan of the training and evaluation jobs a dry run found (rules/plan.smk),
-    on the slots this executor really has."""
+    """Print the plan of the jobs a dry run found (rules/plan.smk), training and evaluation
+    by run, the others by rule, on the slots this executor really has."""
     dag = workflow.dag
     if not workflow.dryrun or dag is None:  # not -n, or no DAG (an error came first)
         return
+    needrun = list(dag.needrun_jobs(exclude_finished=False))  # -n "finishes" them
     outputs = [
-        str(path)
-        for job in dag.needrun_jobs(exclude_finished=False)  # -n "finishes" them
-        if job.rule.name in PLANNED_RULES
-        for path in job.output
+        str(path) for job in needrun if job.rule.name in PLANNED_RULES for path in job.output
+    ]
+    others = [
+        rlplan.OtherJob(job.rule.name, rlplan.bench_seconds(WORKDIR / job.benchmark))
+        for job in needrun
+        if job.rule.name not in PLANNED_RULES and job.benchmark  # (not `all`)
     ]
     if invocation.executor() == "slurm":
         allocation = rlplan.Allocation.slurm(workflow.nodes)
@@ -363,7 +366,9 @@ def print_plan_block():
     allocation = dataclasses.replace(allocation, startup_s=startup_s)
     try:
         shard = str(SHARD) if SHARD else None
-        block = rlplan.dry_run_block(config, outputs, allocation, RUNS_DIR, shard, RUNS)
+        block = rlplan.dry_run_block(
+            config, outputs, allocation, RUNS_DIR, shard, RUNS, others
+        )
         print(f"\n{block}")
     except ConfigError as err:
         print(f"\nrlpipe plan: error: {err}")

@@ -150,6 +150,29 @@ def test_measured_job_times_come_from_benchmark_files(tmp_path):
     assert a.job_hours == pytest.approx((3 * 30 + 3 * 8) / 3600)
 
 
+def test_other_jobs_add_their_time_on_no_gpu(tmp_path):
+    """The summary and replay jobs: measured seconds where an earlier run's benchmark file
+    has them, else the built-in figure by rule; they add to the job-hours and, after the
+    runs, to the wall time, and bill no GPU."""
+    config, jobs = hand_example(tmp_path)
+    base = plan.estimate(config, jobs, local(), 2.0, runs_dir=tmp_path)
+    others = [plan.OtherJob("summarize"), plan.OtherJob("fetch_replays", measured_s=3.0)]
+    assert [o.seconds for o in others] == [plan.DEFAULT_OTHER_S["summarize"], 3.0]
+    assert plan.OtherJob("record_replays").seconds == plan.DEFAULT_OTHER_JOB_S
+    got = plan.estimate(config, jobs, local(), 2.0, tmp_path, others=others)
+    extra = plan.DEFAULT_OTHER_S["summarize"] + 3.0
+    assert got.job_hours == pytest.approx(base.job_hours + extra / 3600)
+    assert got.wall_hours == pytest.approx(base.wall_hours + extra / 3600)
+    assert (got.gpu_hours, got.usd) == (base.gpu_hours, base.usd)
+    row = next(line for line in plan.render(got).splitlines() if line.startswith("other"))
+    assert "2: fetch_replays, summarize" in row and "measured; built-in" in row
+    bench_file = tmp_path / "summarize.tsv"
+    bench_file.write_text("s\th:m:s\n1.5\t0:00:01\n")
+    assert plan.bench_seconds(bench_file) == 1.5
+    assert plan.bench_seconds(tmp_path / "missing.tsv") is None
+    assert plan.bench_seconds(None) is None
+
+
 def test_later_checkpoint_marks_earlier_segments_done(tmp_path):
     config = make_config()
     runs = expand_runs(config)
@@ -247,19 +270,24 @@ def test_dry_run_ends_with_the_plan_block(tmp_path):
     assert row == {"experiment": "b", "algo": "ppo", "train": "6", "eval": "6", "runs": "3"} | {
         "env": "600"
     }
-    # 6 x (100/20 + 10) s + 6 x 5 s = 120 job-s; x 2 GPUs (not shared) = 240 GPU-s -> $0.20.
-    # 3 GPU slots but 2 cores: runs of 30 s and six 5 s evaluations on 2 slots -> 60 s.
-    total = block[3].split()
-    assert total[0] == "TOTAL" and total[-3:] == ["0.0333", "0.0667", "0.20"]
+    # The summary is the one other job: 2 s built in, on no GPU.
+    other = block[3].split()
+    assert other[:5] == ["other", "jobs", "1:", "summarize", "built-in"]
+    assert other[-3:] == ["0.000556", "0", "0.00"]
+    # 6 x (100/20 + 10) s + 6 x 5 s + 2 s = 122 job-s; training and evaluation x 2 GPUs (not
+    # shared) = 240 GPU-s -> $0.20.
+    total = block[4].split()
+    assert total[0] == "TOTAL" and total[-3:] == ["0.0339", "0.0667", "0.20"]
     # The wall time starts with this dry run's own start-up (the real run parses and builds
-    # the DAG again), then 60 s of jobs.
+    # the DAG again). 3 GPU slots but 2 cores: runs of 30 s and six 5 s evaluations on 2
+    # slots -> 60 s, then the summary's 2 s.
     wall = re.search(r"wall time ([\d.]+) h, (\d+) s of it Snakemake's start-up", block[-2])
     startup = int(wall[2])
     assert 0 < startup < 60 and "$3.00/GPU-hour" in block[-2]
-    assert float(wall[1]) * 3600 == pytest.approx(60 + startup, abs=1)
-    # Split across pods (shard=I/N): 2 pods -> 2 runs on one (30 s chains side by side, then
-    # four 5 s evaluations on 2 slots: 40 s); 4 or 8 pods -> one run each (30 s); every pod
-    # pays the start-up.
+    assert float(wall[1]) * 3600 == pytest.approx(60 + 2 + startup, abs=1)
+    # Split across pods (shard=I/N), which build no summary: 2 pods -> 2 runs on one (30 s
+    # chains side by side, then four 5 s evaluations on 2 slots: 40 s); 4 or 8 pods -> one
+    # run each (30 s); every pod pays the start-up.
     head, _, pods = block[-1].partition(": ")
     assert head == "on N pods like this one (--config shard=I/N)"
     got = {

@@ -52,6 +52,11 @@ MUJOCO_ENVS = set(
     "Ant HalfCheetah Hopper Humanoid HumanoidStandup InvertedDoublePendulum InvertedPendulum "
     "Pusher Reacher Swimmer Walker2d".split()
 )
+# Per job besides training and evaluation (the summary, replays, tracking), by rule, until an
+# earlier run's benchmark file measures it: the demo's summarize 1.3-2.1 s, its replay jobs
+# (record, publish, fetch) 0.4-0.7 s each.
+DEFAULT_OTHER_S = {"summarize": 2.0}
+DEFAULT_OTHER_JOB_S = 0.5
 JOB_KIND = {"ckpt": "train", "qtable": "train", "eval": "eval"}  # the files that name a job
 
 RunKey = tuple[str, str, int]
@@ -71,6 +76,21 @@ class Job:
     @property
     def run(self) -> RunKey:
         return (self.exp, self.env, self.seed)
+
+
+@dataclass(frozen=True)
+class OtherJob:
+    """A job that is not a run's training or evaluation (the summary, replays, tracking): its
+    rule and, when an earlier run's ``benchmark:`` file measured it, its seconds."""
+
+    rule: str
+    measured_s: float | None = None
+
+    @property
+    def seconds(self) -> float:
+        if self.measured_s is not None:
+            return self.measured_s
+        return DEFAULT_OTHER_S.get(self.rule, DEFAULT_OTHER_JOB_S)
 
 
 @dataclass(frozen=True)
@@ -123,6 +143,7 @@ class Plan:
     gpu_hours: float
     wall_hours: float
     usd: float | None
+    other_jobs: tuple[OtherJob, ...] = ()
 
 
 def env_kind(env: str) -> str:
@@ -183,7 +204,10 @@ def parse_jobs(text: str, runs: dict[RunKey, Run]) -> list[Job]:
 # --- durations ------------------------------------------------------------------------------
 
 
-def _bench_seconds(path: Path) -> float | None:
+def bench_seconds(path: str | os.PathLike | None) -> float | None:
+    """The seconds a Snakemake ``benchmark:`` file recorded, or None (no file, unreadable)."""
+    if path is None:
+        return None
     try:
         with open(path, newline="") as fh:
             return float(next(csv.DictReader(fh, delimiter="\t"))["s"])
@@ -197,7 +221,7 @@ def measured(runs_dir: str | os.PathLike, exp: str) -> dict[str, tuple[float, in
     per_step, evals = [], []
     for path in Path(runs_dir, exp).glob("*/*/benchmark/*.tsv"):
         bench = layout.parse(path)
-        seconds = _bench_seconds(path) if bench else None
+        seconds = bench_seconds(path) if bench else None
         if seconds is None:
             continue
         if bench.kind == "train_benchmark":
@@ -328,9 +352,16 @@ def estimate(
     usd_per_gpu_hour: float | None = None,
     runs_dir: str | os.PathLike = "runs",
     seconds: Durations | None = None,
+    others: Iterable[OtherJob] = (),
 ) -> Plan:
-    """Job-hours, billed GPU-hours, wall time and cost of ``jobs`` under ``allocation``
-    (``seconds``: the job durations, when the caller plans several times)."""
+    """Job-hours, billed GPU-hours, wall time and cost of ``jobs`` and ``others`` under
+    ``allocation`` (``seconds``: the job durations, when the caller plans several times).
+
+    The other jobs hold no GPU and add their time to the wall time: they sit on the sweep's
+    path (the summary after every evaluation, replays between a run and those learning from
+    it)."""
+    others = tuple(others)
+    other_s = sum(o.seconds for o in others)
     seconds = seconds or Durations(config, runs_dir)
     runs = seconds.runs
     chains: dict[RunKey, float] = {}  # serial training seconds per run
@@ -370,10 +401,11 @@ def estimate(
         experiments=experiments,
         allocation=allocation,
         usd_per_gpu_hour=usd_per_gpu_hour,
-        job_hours=sum(e.job_hours for e in experiments),
+        job_hours=sum(e.job_hours for e in experiments) + other_s / 3600,
         gpu_hours=gpu_total,
-        wall_hours=wall / 3600,
+        wall_hours=(wall + other_s) / 3600,
         usd=None if usd_per_gpu_hour is None else gpu_total * usd_per_gpu_hour,
+        other_jobs=others,
     )
 
 
@@ -427,9 +459,12 @@ def dry_run_block(
     runs_dir: str | os.PathLike = "runs",
     shard: str | None = None,
     runs: dict[RunKey, Run] | None = None,
+    others: Iterable[OtherJob] = (),
 ) -> str:
-    """The block ``snakemake -n`` ends with: the plan of the jobs the dry run would run; for
-    a whole sweep on a pod, also its wall time and cost split across pods."""
+    """The block ``snakemake -n`` ends with: the plan of the jobs the dry run would run
+    (``outputs``: those of its training and evaluation jobs; ``others``: its other jobs); for
+    a whole sweep on a pod, also its wall time and cost split across pods (which build no
+    summary: their other jobs are left out there)."""
     seconds = Durations(config, runs_dir, runs)
     jobs = parse_jobs("\n".join(outputs), seconds.runs)
     price, price_from = usd_per_gpu_hour(config.get("planning") or {})
@@ -438,7 +473,8 @@ def dry_run_block(
         head += f"; shard {shard} of the sweep"
     if not jobs:
         return f"{head}\nno training or evaluation jobs to run"
-    text = head + "\n" + render(estimate(config, jobs, allocation, price, runs_dir, seconds))
+    plan = estimate(config, jobs, allocation, price, runs_dir, seconds, others)
+    text = head + "\n" + render(plan)
     if allocation.executor == "local" and not shard:
         text += "\n" + pods_line(config, jobs, allocation, price, seconds)
     return text
@@ -481,6 +517,8 @@ def render(plan: Plan) -> str:
         for e in plan.experiments
     ]
     exps = plan.experiments
+    if plan.other_jobs:
+        rows.append(_other_row(plan))
     rows.append(
         ["TOTAL", "", sum(e.train_jobs for e in exps), sum(e.eval_jobs for e in exps)]
         + [sum(e.runs for e in exps), f"{sum(e.env_steps for e in exps):,}", ""]
@@ -496,3 +534,17 @@ def render(plan: Plan) -> str:
         held = alloc.gpus * plan.wall_hours
         footer.append(f"a pod of {alloc.gpus} GPU(s) for that time: ${held * price:,.2f}")
     return text_table(header, rows) + "\n(" + "; ".join(footer) + ")"
+
+
+def _other_row(plan: Plan) -> list:
+    """The table's line for the jobs outside the runs: how many, by rule, and their time."""
+    others = plan.other_jobs
+    rules = sorted({o.rule for o in others})
+    measured = {o.measured_s is not None for o in others}
+    source = {frozenset({True}): "measured", frozenset({False}): "built-in"}.get(
+        frozenset(measured), "measured; built-in"
+    )
+    hours = sum(o.seconds for o in others) / 3600
+    usd = None if plan.usd_per_gpu_hour is None else 0.0
+    what = f"{len(others)}: {', '.join(rules)}"
+    return ["other jobs", what, "", "", "", "", source, _hours(hours), _hours(0.0), _usd(usd)]
