@@ -7,7 +7,9 @@ env step; the update runs forward + backward on minibatches of 256. Each lever i
 the same network and inputs (median of repeats), against the baseline before this lever
 (`torch.no_grad`, the network channels-last as rlpipe.agents builds it, the default Adam,
 float32, eager). A lever that changes the numbers (bf16) would be a user-visible
-hyper-parameter, off by default; the others are learning-neutral.
+hyper-parameter, off by default; the others are learning-neutral. Then, under
+"components", the two parts of an update that the fused-Adam and channels-last-storage
+levers change, old and new timed in turns (single variants above drift with the VM).
 """
 
 from __future__ import annotations
@@ -101,8 +103,41 @@ def measure(threads: int) -> dict:
     return out
 
 
+def components(threads: int, rounds: int = 4) -> dict:
+    """The two parts of an update that this stop's levers change, each old and new timed in
+    turns (median ms over ``rounds`` rounds of repeats): the Adam step of the Nature CNN,
+    and gathering a minibatch of 256 observations from the rollout storage and making it the
+    CNN's input (NCHW storage, then reordered; or channels-last storage, rlpipe's now)."""
+    torch.set_num_threads(threads)
+    agent = ActorCritic(OBS, N_ACTIONS, "cnn")
+    for p in agent.parameters():
+        p.grad = torch.randn_like(p)
+    adams = {
+        f"adam_step_ms ({name})": torch.optim.Adam(agent.parameters(), lr=2.5e-4, fused=fused)
+        for name, fused in (("default", False), ("fused", True))
+    }
+    frames = torch.randint(0, 255, (128, 8, *OBS), dtype=torch.uint8)
+    c, h, w = OBS
+    last = torch.empty((128, 8, h, w, c), dtype=torch.uint8).permute(0, 1, 4, 2, 3)
+    last.copy_(frames)
+    index = torch.randperm(128 * 8)[:256]
+
+    def to_input(x):
+        return x.contiguous(memory_format=torch.channels_last).float().div_(255.0)
+
+    tasks = {name: opt.step for name, opt in adams.items()}
+    for name, store in (("NCHW storage", frames), ("channels-last storage", last)):
+        flat = store.reshape(-1, *OBS)
+        tasks[f"minibatch_input_ms ({name})"] = lambda flat=flat: to_input(flat[index])
+    times: dict[str, list[float]] = {name: [] for name in tasks}
+    for _ in range(rounds):
+        for name, fn in tasks.items():
+            times[name].append(timed(fn, 30) * 1e3)
+    return {name: statistics.median(values) for name, values in times.items()}
+
+
 def main() -> None:
-    results = {f"threads={t}": measure(t) for t in (1, 2)}
+    results = {f"threads={t}": measure(t) | {"components": components(t)} for t in (1, 2)}
     OUT.mkdir(parents=True, exist_ok=True)
     (OUT / "ppo_levers.json").write_text(json.dumps(results, indent=2))
     print(json.dumps(results, indent=2))
