@@ -68,9 +68,9 @@ def train_segment(
     elif warm_start:
         agent.load_state_dict(checkpoint.load(warm_start)["model"])
     agent.to(device)
-    # Fused Adam: the same update in one kernel per step (4.5x faster on the CPU's Nature CNN,
-    # docs/benchmarks.md); floats may round differently in the last bit. A resumed segment
-    # keeps the implementation its checkpoint's optimizer state names.
+    # Fused Adam: the same update in one kernel per step (about 3x faster on the Nature CNN on
+    # a CPU, docs/benchmarks.md); floats may round differently in the last bit. A resumed
+    # segment keeps the implementation its checkpoint's optimizer state names.
     fused = device.type in ("cpu", "cuda")
     optimizer = optim.Adam(agent.parameters(), lr=hp["learning_rate"], eps=1e-5, fused=fused)
     if prev is not None:
