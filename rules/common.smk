@@ -349,7 +349,10 @@ def print_plan_block():
         return
     needrun = list(dag.needrun_jobs(exclude_finished=False))  # -n "finishes" them
     outputs = [
-        str(path) for job in needrun if job.rule.name in PLANNED_RULES for path in job.output
+        str(path)
+        for job in needrun
+        if job.rule.name in PLANNED_RULES
+        for path in job.output
     ]
     others = [
         rlplan.OtherJob(job.rule.name, rlplan.bench_seconds(WORKDIR / job.benchmark))
