@@ -101,6 +101,21 @@ def test_missing_path_and_bad_password_are_not_retried(rclone_server, monkeypatc
     assert_no_secret(str(exc.value), rclone_server)
 
 
+@pytest.mark.parametrize("port", [24036, 14010, 4050, 4090])  # hold 403, 401, 405, 409
+def test_a_port_number_is_not_an_http_status(port):
+    """A refused connection is an outage, retried, whatever digits its port has (a pod's
+    final upload once failed at once because its test server's port held "403"); a real
+    403 is a refusal."""
+    refused = (
+        f'2026/11/24 03:17:56 CRITICAL: Failed to create file system for "r:state": read '
+        f'metadata failed: Propfind "http://127.0.0.1:{port}/state": dial tcp '
+        f"127.0.0.1:{port}: connect: connection refused"
+    )
+    assert RcloneRemote._error("copy", "r:state", refused).transient
+    forbidden = "2026/11/24 03:17:56 ERROR : x.pt: Failed to copy: 403 Forbidden"
+    assert not RcloneRemote._error("copy", "r:state", forbidden).transient
+
+
 def test_reachability_check_is_time_bounded(rclone_server):
     c = client()
     assert c.reachable(timeout_s=5)

@@ -31,9 +31,10 @@ SECRET_KEY = re.compile(r"(PASS|USER|KEY|SECRET|TOKEN|ACCOUNT|SESSION|SAS|CREDEN
 URL_USERINFO = re.compile(r"(?P<scheme>[a-z][a-z0-9+.-]*://)[^/@\s\"']+@", re.I)
 NOT_FOUND = re.compile(r"(directory|object|file) not found", re.I)
 # Refusals that do not pass by waiting (rclone has already retried them at low level); a
-# read-only WebDAV server answers a write with 409 Conflict, S3 with 403.
+# read-only WebDAV server answers a write with 409 Conflict, S3 with 403. A status is a whole
+# number: a refused connection to port 24036 is an outage, not a 403.
 PERMANENT = re.compile(
-    r"401|403|405|409|unauthori[sz]ed|forbidden|permission denied|unknown flag", re.I
+    r"\b(401|403|405|409)\b|unauthori[sz]ed|forbidden|permission denied|unknown flag", re.I
 )
 LOG_PREFIX = re.compile(r"^\d{4}/\d\d/\d\d \d\d:\d\d:\d\d ")
 UNSAFE_CHARS = set('"$`\\\n\r')  # rclone-python interpolates paths into a shell string
