@@ -540,10 +540,8 @@ def _other_row(plan: Plan) -> list:
     """The table's line for the jobs outside the runs: how many, by rule, and their time."""
     others = plan.other_jobs
     rules = sorted({o.rule for o in others})
-    measured = {o.measured_s is not None for o in others}
-    source = {frozenset({True}): "measured", frozenset({False}): "built-in"}.get(
-        frozenset(measured), "measured; built-in"
-    )
+    measured = [o.measured_s is not None for o in others]
+    source = "measured" if all(measured) else "measured; built-in" if any(measured) else "built-in"
     hours = sum(o.seconds for o in others) / 3600
     usd = None if plan.usd_per_gpu_hour is None else 0.0
     what = f"{len(others)}: {', '.join(rules)}"
