@@ -25,8 +25,12 @@ from rlpipe import provenance
 from rlpipe.replays.fetch import fingerprint_or_stored
 from rlpipe.storage.rclone import RcloneRemote, RemoteError, RemoteNotFound
 from rlpipe.runs import ConfigError, expand_runs, read_by_others, recording_source
-from rlpipe.smk import invocation, jobguard, probe, slurm
+from rlpipe.smk import invocation, jobguard, probe, slurm, sourcecache
 from rlpipe.smk.env import export_pythonpath
+
+# Snakemake checks every planned job's script through a slow, pure path parser: remember its
+# answers (rlpipe.smk.sourcecache).
+sourcecache.remember_source_paths()
 
 
 def assemble_config():
