@@ -490,12 +490,13 @@ def pods_line(config, jobs, allocation, price, seconds: Durations, counts=POD_CO
 
     weight = shards.weights(seconds)
     groups = shards.units(seconds.runs, config.get("datasets") or {})
+    names = [shards.run_name(j.run) for j in jobs]
     parts = []
     for n in counts:
         placed = shards.assign(groups, weight, n, {})
         walls = []
         for i in range(1, n + 1):
-            mine = [j for j in jobs if placed[shards.run_name(j.run)] == i]
+            mine = [j for j, name in zip(jobs, names, strict=True) if placed[name] == i]
             if mine:
                 plan = estimate(config, mine, allocation, price, seconds.runs_dir, seconds)
                 walls.append(plan.wall_hours)
