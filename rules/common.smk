@@ -140,7 +140,7 @@ def shard_assignment():
     if MAIN_RUN:
         atomic.write_text(local, assignment.to_json())
     if remote is not None and assignment != stored and not invocation.dry_run():
-        remote.copy_file_up(local, shards.ASSIGNMENT_REL)
+        remote.replace_file(local, shards.ASSIGNMENT_REL)  # pods read it meanwhile
     return assignment
 
 

@@ -85,7 +85,7 @@ class FakeRemote:
             raise RemoteNotFound("cat", rel, "not found")
         return self.files[rel]
 
-    def copy_file_up(self, local, rel):
+    def replace_file(self, local, rel):
         with open(local) as fh:
             self.files[rel] = fh.read()
 

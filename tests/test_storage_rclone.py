@@ -143,3 +143,43 @@ def test_scrub_and_spec_checks(monkeypatch):
     with pytest.raises(ValueError, match="not allowed"):
         check_spec('remote:a"; rm -rf x')
     assert check_spec("myremote:bucket/path") == "myremote:bucket/path"
+
+
+def test_a_replaced_file_is_never_seen_in_part(rclone_server, tmp_path):
+    """Pods read the shard assignment and owner records while another pod replaces them. The
+    server writes an upload in place, so ``replace_file`` uploads beside the file and moves:
+    a reader sees the old file or the new one, whole (or, on this server, none for a moment).
+    Every version has the same size, as owner records mostly do: each is still moved."""
+    import json
+    import threading
+
+    served = rclone_server.root / "state" / "shards.json"
+    served.parent.mkdir(parents=True)
+    served.write_text(json.dumps({"version": 0}))
+    c = client("state")
+    seen, done = [], threading.Event()
+
+    def read():
+        while not done.is_set():
+            try:
+                text = served.read_text()
+            except FileNotFoundError:  # the server's move deletes the old file first
+                continue
+            try:
+                seen.append(json.loads(text)["version"])
+            except ValueError:
+                seen.append(f"torn ({len(text)} bytes)")
+
+    reader = threading.Thread(target=read)
+    reader.start()
+    try:
+        for version in range(1, 4):
+            local = tmp_path / f"v{version}.json"
+            local.write_text(json.dumps({"version": version, "pad": "x" * 8_000_000}))
+            c.replace_file(local, "shards.json")
+    finally:
+        done.set()
+        reader.join()
+    assert json.loads(served.read_text())["version"] == 3
+    assert not [v for v in seen if isinstance(v, str)], sorted(set(map(str, seen)))
+    assert sorted(p.name for p in served.parent.iterdir()) == ["shards.json"]

@@ -247,7 +247,7 @@ class Owner:
         with tempfile.NamedTemporaryFile("w", suffix=".json", delete=False) as fh:
             fh.write(json.dumps(body) + "\n")
         try:
-            self.remote.copy_file_up(fh.name, self.rel)
+            self.remote.replace_file(fh.name, self.rel)
         finally:
             os.unlink(fh.name)
 

@@ -22,6 +22,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import uuid
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
@@ -269,10 +270,12 @@ class RcloneRemote:
 
     # -- transfers -------------------------------------------------------------------------
 
-    def _transfer(self, op: str, src: str, dst: str, filters: Sequence[str] = ()) -> None:
+    def _transfer(
+        self, op: str, src: str, dst: str, filters: Sequence[str] = (), flags: Sequence[str] = ()
+    ) -> None:
         check_spec(str(src), "path")
         check_spec(str(dst), "path")
-        args = [op, str(src), str(dst), "--transfers", str(self.transfers)]
+        args = [op, str(src), str(dst), "--transfers", str(self.transfers), *flags]
         args += self._filter_flags(filters) + self._flags()
         target = self.remote
         self._attempt(op, target, lambda: self._run(op, target, args))
@@ -296,6 +299,16 @@ class RcloneRemote:
 
     def copy_file_up(self, local_path: str | Path, rel: str) -> None:
         self._transfer("copyto", str(local_path), self.path(rel))
+
+    def replace_file(self, local_path: str | Path, rel: str) -> None:
+        """Upload one file that other machines read meanwhile, so that they see the old file
+        or the new one, never part of one: to a temporary name beside it, then a server-side
+        move. (A WebDAV or local remote writes an upload in place.) rclone's own WebDAV server
+        moves by deleting the old file first: there a reader may find none for a moment."""
+        part = f"{rel}.{uuid.uuid4().hex[:12]}.partial"
+        self._transfer("copyto", str(local_path), self.path(part))
+        # --ignore-times: move even if the old file has the same size and time
+        self._transfer("moveto", self.path(part), self.path(rel), flags=["--ignore-times"])
 
     def delete(self, rel: str = "") -> None:
         """Delete one remote file (or every file below a directory)."""
