@@ -7,13 +7,22 @@ import numpy as np
 from rlpipe.envs import EpisodeTracker, make_vec_env
 from rlpipe.gpu_slots import placement
 from rlpipe.policies import load_greedy_policy
+from rlpipe.watchdog import Watchdog
 
 
-def run_greedy(policy, env_id: str, episodes: int, seed: int, max_steps: int, threads: int = 1):
+def run_greedy(
+    policy,
+    env_id: str,
+    episodes: int,
+    seed: int,
+    max_steps: int,
+    threads: int = 1,
+    heartbeat=None,
+):
     """Play one episode in each of ``episodes`` envs; ``policy`` maps obs batch -> actions.
 
     Returns (returns, lengths) in env order; an episode cut at ``max_steps`` scores what it
-    collected so far.
+    collected so far. ``heartbeat()`` is called after every step (the stall watchdog's).
     """
     envs = make_vec_env(env_id, episodes, seed, threads, train=False)
     tracker = EpisodeTracker(episodes)
@@ -22,6 +31,8 @@ def run_greedy(policy, env_id: str, episodes: int, seed: int, max_steps: int, th
     obs, _ = envs.reset()
     for _ in range(max_steps):
         obs, reward, term, trunc, info = envs.step(policy(obs))
+        if heartbeat is not None:
+            heartbeat()
         for i, ret, length in tracker.update(info, reward, term, trunc):
             if np.isnan(returns[i]):
                 returns[i], lengths[i] = ret, length
@@ -35,11 +46,13 @@ def run_greedy(policy, env_id: str, episodes: int, seed: int, max_steps: int, th
 
 
 def evaluate_checkpoint(
-    path: str, episodes: int, seed: int, max_steps: int, threads: int = 1
+    path: str, episodes: int, seed: int, max_steps: int, threads: int = 1, heartbeat=None
 ) -> dict:
     """Greedy (argmax) evaluation of a PPO/BC checkpoint or Q-table -> the eval JSON record."""
     policy = load_greedy_policy(path, threads)
-    returns, lengths = run_greedy(policy.act, policy.env_id, episodes, seed, max_steps, threads)
+    returns, lengths = run_greedy(
+        policy.act, policy.env_id, episodes, seed, max_steps, threads, heartbeat
+    )
     return {
         **placement(),
         "algo": policy.algo,
@@ -54,13 +67,21 @@ def evaluate_checkpoint(
 
 
 def evaluate_job(
-    ckpt: str, out: str, episodes: int, seed: int, max_steps: int, threads: int = 1
+    ckpt: str,
+    out: str,
+    episodes: int,
+    seed: int,
+    max_steps: int,
+    threads: int = 1,
+    stall_timeout: float = 600,
 ) -> None:
     """Greedy evaluation of a checkpoint as a job, written to ``out`` (JSON, atomically); a
-    record in the run tree carries its run's key (``run``, as telemetry does)."""
+    record in the run tree carries its run's key (``run``, as telemetry does). The stall
+    watchdog ends it if its environments stop stepping (a hung GPU, say)."""
     from rlpipe import atomic, layout
 
-    record = evaluate_checkpoint(ckpt, episodes, seed, max_steps, threads)
+    with Watchdog(stall_timeout, out) as watchdog:
+        record = evaluate_checkpoint(ckpt, episodes, seed, max_steps, threads, watchdog.beat)
     artifact = layout.parse(out)
     if artifact is not None:
         record["run"] = artifact.run

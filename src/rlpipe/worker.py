@@ -1,22 +1,34 @@
 """A warm worker: jobs hand their work to a process that has torch, EnvPool and numba loaded.
 
 A fresh job process pays seconds before its first step: Python, ``import torch``, EnvPool,
-and the first optimiser step, which imports ``torch._dynamo``. A segment's training may take
-no longer. So each machine keeps one worker per working directory:
+and the first optimiser step, which imports ``torch._dynamo``; on a GPU also CUDA's start
+and its first kernels (about 10 s on an H200). A segment's training may take no longer. So
+each machine keeps one worker per working directory:
 
 - The first job that finds none starts it, detached (its own session). It exits once its
   jobs are done and the Snakemake run that started it has ended, or after ``IDLE_S`` without
   jobs (``$RLPIPE_WORKER_IDLE_S``; under SLURM that run is on another machine: idle only).
-  It imports and warms the libraries on one thread, touches no CUDA and creates no
-  environment, so it has no threads and may fork.
-- A job (``run``) sends one JSON request over a UNIX socket in a private directory; the worker
-  forks a child that takes the job's working directory, environment (its GPU slot's
-  ``CUDA_VISIBLE_DEVICES`` included) and log file, runs the job function the request names
-  (an rlpipe ``*_job`` function of plain-data arguments, e.g. ``rlpipe.ppo:segment_job``) and
-  exits with its status, which the job process exits with.
+  A worker that dies while starting is noticed at once: the job runs in its own process.
+- A job (``run``) sends one JSON request over a UNIX socket in a private directory: the job
+  function it names (an rlpipe ``*_job`` function of plain-data arguments, e.g.
+  ``rlpipe.ppo:segment_job``), its working directory, environment (its GPU slot's
+  ``CUDA_VISIBLE_DEVICES`` included) and log file. The worker runs it in a process of its
+  own, which exits with the job's status, which the job process exits with.
+- **CPU jobs are forked.** The worker imports and warms the libraries on one thread
+  (``rlpipe.jobproc.warm_imports``), touches no CUDA and creates no environment, so it has
+  no threads and may fork: a CPU job starts in milliseconds.
+- **GPU jobs are never forked** (``rlpipe.jobproc.uses_cuda``: a job given GPUs, or from
+  which none were hidden). CUDA does not work in a child forked from a process that started
+  it, and torch starts it from places that change between versions (an optimiser's step
+  probes the accelerator). They run in spares (``rlpipe.spares``): fresh processes started
+  ahead of time with the job's CUDA settings, warmed up on their GPU, waiting for one job
+  each. Why not the alternatives: a cold process per GPU job paid about 10 s on an H200
+  (20 s for a segment of 10 s of training); forking after the parent touched CUDA hangs or
+  fails; a worker per GPU that *runs* jobs itself would give up a killed job's process
+  isolation. A spare keeps the cold process's isolation and bytes and starts warm.
 - Crash semantics stay those of a job process: if the job process dies (killed, or its
-  Snakemake died, see ``rlpipe.smk.jobguard``), its connection closes and the worker kills the
-  child at once; the child also watches the job process itself.
+  Snakemake died, see ``rlpipe.smk.jobguard``), its connection closes and the worker kills
+  the job's process at once; that process also watches the job process itself.
 - Stale code: a job sends the code versions of its rule (``rlpipe.provenance``). If the worker
   loaded other versions of those modules, it refuses, exits, and the job runs in its own
   process, so an edit to ``src/`` never runs old code.
@@ -29,7 +41,6 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import hashlib
-import importlib
 import json
 import os
 import selectors
@@ -38,16 +49,16 @@ import socket
 import subprocess
 import sys
 import tempfile
-import threading
 import time
-import traceback
 from pathlib import Path
+
+from rlpipe.jobproc import become, check_target, job_function, uses_cuda, warm_imports
+from rlpipe.spares import SparePool
 
 ENV_OFF = "RLPIPE_WORKER"
 ENV_IDLE = "RLPIPE_WORKER_IDLE_S"
 IDLE_S = 120.0
 START_TIMEOUT_S = 120.0
-EXIT_ORPHANED = 75
 
 
 def socket_path(workdir: str | os.PathLike) -> Path:
@@ -61,26 +72,13 @@ def socket_path(workdir: str | os.PathLike) -> Path:
 # --- the job's side -------------------------------------------------------------------------
 
 
-def _check_target(target: str) -> None:
-    module, _, name = target.partition(":")
-    if not (module.startswith("rlpipe.") and name.endswith("_job")):
-        raise ValueError(f"{target!r} is not an rlpipe job function (rlpipe.MODULE:NAME_job)")
-
-
-def job_function(target: str):
-    """The job function ``module:function`` names: an rlpipe ``*_job`` function only."""
-    _check_target(target)
-    module, _, name = target.partition(":")
-    return getattr(importlib.import_module(module), name)
-
-
 def run(target: str, kwargs: dict, code: dict | None = None, log: str | None = None) -> int:
     """Run the job function ``target`` with ``kwargs`` in the worker (started if needed) or,
     failing that, here; returns the exit status the job process should end with.
 
     ``code`` is the rule's code-version param: a worker that loaded other versions refuses.
     """
-    _check_target(target)
+    check_target(target)
     if os.environ.get(ENV_OFF) != "0":
         try:
             status = _run_in_worker(target, kwargs, code or {}, log)
@@ -132,15 +130,17 @@ def _connect(path: Path) -> socket.socket | None:
 
 
 def _start(path: Path) -> socket.socket:
-    """Start the worker (one starter at a time) and connect to it."""
+    """Start the worker (one starter at a time) and connect to it; a worker that exits
+    before it serves is an error at once, not after ``START_TIMEOUT_S``."""
     with open(path.with_suffix(".lock"), "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
         conn = _connect(path)
         if conn is not None:
             return conn
         path.unlink(missing_ok=True)  # a dead worker's socket
-        with open(path.with_suffix(".log"), "a") as out:
-            subprocess.Popen(
+        log = path.with_suffix(".log")
+        with open(log, "a") as out:
+            server = subprocess.Popen(
                 [sys.executable, "-m", "rlpipe.worker", str(path)],
                 stdin=subprocess.DEVNULL,
                 stdout=out,
@@ -149,6 +149,8 @@ def _start(path: Path) -> socket.socket:
             )
         deadline = time.monotonic() + START_TIMEOUT_S
         while (conn := _connect(path)) is None:
+            if server.poll() is not None:
+                raise OSError(f"the worker exited with {server.returncode} while starting: {log}")
             if time.monotonic() > deadline:
                 raise OSError(f"the worker did not start within {START_TIMEOUT_S:.0f}s")
             time.sleep(0.05)
@@ -162,33 +164,6 @@ def _identity() -> str:
 
 
 # --- the worker's side ----------------------------------------------------------------------
-
-
-# What the worker loads before it forks: by name, so that no rule's code version (which
-# follows imports, rlpipe.provenance) depends on every algorithm through the worker.
-WARM_MODULES = (
-    "envpool",  # registers its tasks; an environment would start threads: none is made
-    "numba",
-    "torch",
-    "rlpipe.ppo",
-    "rlpipe.bc",
-    "rlpipe.qlearn.train",
-    "rlpipe.evaluate",
-    "rlpipe.replays.record",
-)
-
-
-def warm() -> None:
-    """Import and warm the libraries jobs use, on one thread, without CUDA or environments."""
-    for name in WARM_MODULES:
-        importlib.import_module(name)
-    import torch
-
-    torch.set_num_threads(1)
-    model = torch.nn.Linear(4, 2)  # the first optimiser step imports torch._dynamo (seconds)
-    optimizer = torch.optim.Adam(model.parameters())
-    model(torch.zeros(1, 4)).sum().backward()
-    optimizer.step()
 
 
 def loaded_versions() -> dict[str, str]:
@@ -216,7 +191,7 @@ def serve(path: Path, idle_s: float | None = None) -> None:
 
     idle_s = float(os.environ.get(ENV_IDLE, IDLE_S)) if idle_s is None else idle_s
     main = None if os.environ.get("SLURM_JOB_ID") else os.environ.get(ENV_MAIN)
-    warm()
+    warm_imports()
     threads = len(os.listdir("/proc/self/task"))
     if threads != 1:
         raise SystemExit(f"rlpipe worker: {threads} threads after warm-up; cannot fork safely")
@@ -229,7 +204,8 @@ def serve(path: Path, idle_s: float | None = None) -> None:
     print(f"rlpipe worker {os.getpid()}: serving {path}", flush=True)
     sel = selectors.DefaultSelector()
     sel.register(listener, selectors.EVENT_READ, None)
-    children: dict[int, socket.socket] = {}
+    children: dict[int, socket.socket] = {}  # job process -> the connection of its job
+    spares = SparePool(sys.stdout)
     idle_since = time.monotonic()
     try:
         while children or (
@@ -248,9 +224,14 @@ def serve(path: Path, idle_s: float | None = None) -> None:
                         continue
                     if main is not None:  # live as long as the latest run using it
                         main = request["env"].get(ENV_MAIN, main)
-                    pid = os.fork()
-                    if pid == 0:
-                        _child(request, [listener, conn, *children.values()])
+                    if uses_cuda(request["env"]):
+                        pid = spares.run(request)
+                    else:
+                        pid = os.fork()
+                        if pid == 0:
+                            for sock in [listener, conn, *children.values()]:
+                                sock.close()
+                            become(request)
                     with contextlib.suppress(OSError):
                         conn.sendall((json.dumps({"started": pid}) + "\n").encode())
                     children[pid] = conn
@@ -260,18 +241,27 @@ def serve(path: Path, idle_s: float | None = None) -> None:
                         os.kill(key.data, signal.SIGKILL)
                     sel.unregister(key.fileobj)
             for pid, conn in list(children.items()):
-                done, status = os.waitpid(pid, os.WNOHANG)
-                if done:
+                code = _exit_code(pid, spares)
+                if code is not None:
                     with contextlib.suppress(KeyError, ValueError):
                         sel.unregister(conn)
-                    _reply(conn, {"exit": os.waitstatus_to_exitcode(status)})
+                    _reply(conn, {"exit": code})
                     del children[pid]
                     idle_since = time.monotonic()
     finally:
+        spares.close()
         listener.close()  # pending connections are refused from here on
         with contextlib.suppress(FileNotFoundError):
             if path.stat().st_ino == bound:  # not a newer worker's socket
                 path.unlink()
+
+
+def _exit_code(pid: int, spares: SparePool) -> int | None:
+    """The exit status of the job in process ``pid`` (forked, or a spare), None if running."""
+    if pid in spares.busy:
+        return spares.reap(pid)
+    done, status = os.waitpid(pid, os.WNOHANG)
+    return os.waitstatus_to_exitcode(status) if done else None
 
 
 def _read_request(conn: socket.socket) -> dict | None:
@@ -289,47 +279,6 @@ def _reply(conn: socket.socket, message: dict) -> None:
     with contextlib.suppress(OSError):
         conn.sendall((json.dumps(message) + "\n").encode())
     conn.close()
-
-
-def _child(request: dict, sockets: list[socket.socket]) -> None:
-    """In the forked child: become the job, run it, exit with its status (never returns)."""
-    status = 1
-    try:
-        for sock in sockets:
-            sock.close()
-        signal.signal(signal.SIGTERM, signal.SIG_DFL)
-        os.chdir(request["cwd"])
-        os.environ.clear()
-        os.environ.update(request["env"])
-        if request.get("log"):
-            fd = os.open(request["log"], os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
-            os.dup2(fd, 1)
-            os.dup2(fd, 2)
-            os.close(fd)
-            sys.stdout = sys.stderr = open(1, "w", buffering=1, closefd=False)
-        _watch(request["client"])
-        job_function(request["target"])(**request["kwargs"])
-        status = 0
-    except SystemExit as exc:
-        status = exc.code if isinstance(exc.code, int) else 1
-    except BaseException:
-        traceback.print_exc()
-    finally:
-        with contextlib.suppress(Exception):
-            sys.stdout.flush()
-        os._exit(status)
-
-
-def _watch(client: str) -> None:
-    """End this child as soon as the job process that asked for it is gone."""
-    from rlpipe.smk.jobguard import alive
-
-    def watch() -> None:
-        while alive(client):
-            time.sleep(0.5)
-        os._exit(EXIT_ORPHANED)
-
-    threading.Thread(target=watch, name="rlpipe-worker-client", daemon=True).start()
 
 
 if __name__ == "__main__":

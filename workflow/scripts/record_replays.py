@@ -2,7 +2,7 @@
 
 import sys
 
-from rlpipe.smk.job import redirect_to_log
+from rlpipe.smk.job import redirect_to_log, stall_timeout
 
 redirect_to_log(snakemake)  # noqa: F821
 
@@ -17,5 +17,6 @@ spec = {
     "seed": smk.params.record["seed"],
     "max_steps": smk.params.max_steps,
     "threads": smk.threads,
+    "stall_timeout": stall_timeout(smk, smk.input.ckpt),
 }
 sys.exit(worker.run("rlpipe.replays.record:record_job", spec, smk.params.code, smk.log[0]))

@@ -9,6 +9,7 @@ import numpy as np
 from rlpipe.envs import make_vec_env
 from rlpipe.policies import load_greedy_policy
 from rlpipe.replays.format import write_episode
+from rlpipe.watchdog import Watchdog
 
 
 def record_episodes(
@@ -18,11 +19,12 @@ def record_episodes(
     seed: int,
     max_steps: int,
     threads: int = 1,
+    heartbeat=None,
 ) -> list[Path]:
     """Record one greedy episode in each of ``episodes`` envs seeded ``seed``.
 
     Files are ``episode_{i:05d}.npz`` in env order; an episode cut at ``max_steps`` is
-    saved as truncated.
+    saved as truncated. ``heartbeat()`` is called after every step (the stall watchdog's).
     """
     policy = load_greedy_policy(ckpt_path, threads)
     envs = make_vec_env(policy.env_id, episodes, seed, threads, train=False)
@@ -34,6 +36,8 @@ def record_episodes(
     for t in range(max_steps):
         actions = policy.act(obs)  # (episodes,)
         obs, reward, term, trunc, _ = envs.step(actions)
+        if heartbeat is not None:
+            heartbeat()
         cut = t == max_steps - 1
         for i in np.flatnonzero(running):
             ep = trace[i]
@@ -68,15 +72,24 @@ def record_episodes(
 
 
 def record_job(
-    ckpt: str, manifest: str, dataset: str, episodes: int, seed: int, max_steps: int, threads: int
+    ckpt: str,
+    manifest: str,
+    dataset: str,
+    episodes: int,
+    seed: int,
+    max_steps: int,
+    threads: int,
+    stall_timeout: float = 600,
 ) -> None:
-    """Greedy episodes of a checkpoint into a dataset directory as a job, MANIFEST.json last."""
+    """Greedy episodes of a checkpoint into a dataset directory as a job, MANIFEST.json last;
+    the stall watchdog ends it if its environments stop stepping."""
     from rlpipe.storage import manifest as mf
 
     out_dir = Path(manifest).parent
     for stale in out_dir.glob("episode_*.npz"):  # a previous recording of another checkpoint
         stale.unlink()
-    paths = record_episodes(ckpt, out_dir, episodes, seed, max_steps, threads)
+    with Watchdog(stall_timeout, manifest) as watchdog:
+        paths = record_episodes(ckpt, out_dir, episodes, seed, max_steps, threads, watchdog.beat)
     files = [mf.file_entry(out_dir, p.name) for p in paths]
     mf.write(manifest, mf.build(dataset, ckpt, files, None))
     print(f"recorded {len(paths)} episodes from {ckpt}")

@@ -15,7 +15,8 @@ _held = ExitStack()  # the job's GPU slot, held until the process ends (freed ev
 def redirect_to_log(snakemake) -> None:
     """Guard the job (it ends if its Snakemake dies, see ``rlpipe.smk.jobguard``), point
     stdout and stderr (Python and C level) at ``snakemake.log[0]``, and take a GPU slot if
-    the job asks for a GPU (before anything initialises CUDA; see ``rlpipe.gpu_slots``)."""
+    the job asks for a GPU (before anything initialises CUDA; see ``rlpipe.gpu_slots``);
+    a job that asks for none sees no GPU."""
     guard_job()
     os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
     if snakemake.log:
@@ -26,6 +27,8 @@ def redirect_to_log(snakemake) -> None:
     if getattr(snakemake.resources, "gpu", 0) > 0:
         slot = _held.enter_context(acquire_slot())
         print(f"GPU slot {slot.index}, CUDA_VISIBLE_DEVICES={slot.cuda_visible_devices}")
+    else:  # it asked for no GPU: it gets none (and the warm worker may fork it)
+        os.environ["CUDA_VISIBLE_DEVICES"] = ""
 
 
 def check_free_disk(out_path: str, prev_ckpt: str | None, min_free_mb: float) -> None:
@@ -42,6 +45,17 @@ def check_free_disk(out_path: str, prev_ckpt: str | None, min_free_mb: float) ->
             f"{need / 2**20:.0f} MiB (durable.min_free_disk_mb={min_free_mb} plus the previous "
             "checkpoint's size); the job fails now and Snakemake retries it later"
         )
+
+
+def stall_timeout(snakemake, path: str) -> float:
+    """The stall timeout of the run that the run-tree file ``path`` belongs to (an operational
+    setting, not a param: changing it reruns nothing)."""
+    from rlpipe import layout
+    from rlpipe.runs import expand_runs
+
+    artifact = layout.parse(path)
+    run = expand_runs(snakemake.config)[(artifact.exp, artifact.env, artifact.seed)]
+    return run.stall_timeout
 
 
 def segment_spec(snakemake) -> dict:

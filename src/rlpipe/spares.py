@@ -1,0 +1,134 @@
+"""Spawned, pre-warmed processes for GPU jobs: the warm worker never forks a job that may use
+CUDA.
+
+CUDA cannot be used in a process forked from one that started it, and torch starts it from
+places that change between versions (an optimiser's ``step()`` probes the accelerator). So a
+GPU job runs in a *spare*: a fresh Python (``python -m rlpipe.spares``) that the worker
+started ahead of time with the job's CUDA settings, that imported what jobs use, started
+CUDA on its GPU and ran a training step there, and now waits on its stdin for one job. It
+runs that job (``rlpipe.jobproc.become``) and exits. Each time the worker hands a spare a
+job it starts another for the same GPU, so as many spares wait as GPU jobs ran at once, and
+the next wave of segments starts warm. A job that finds no spare gets a new one at once and
+waits for its warm-up (a cold start). An idle spare exits when the worker does (its stdin
+closes).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+
+# What a CUDA context depends on: set before CUDA starts, so a spare is only ever given jobs
+# whose values equal the ones it started with.
+CUDA_KEYS = (
+    "CUDA_VISIBLE_DEVICES",
+    "CUDA_DEVICE_ORDER",
+    "CUBLAS_WORKSPACE_CONFIG",
+    "PYTORCH_CUDA_ALLOC_CONF",
+    "PYTORCH_ALLOC_CONF",
+)
+
+
+def cuda_key(env: dict) -> tuple:
+    return tuple(env.get(k) for k in CUDA_KEYS)
+
+
+class SparePool:
+    """The worker's spares, by CUDA settings; ``out`` receives their warm-up messages."""
+
+    def __init__(self, out=None):
+        self.out = out
+        self.idle: dict[tuple, list[subprocess.Popen]] = {}
+        self.busy: dict[int, subprocess.Popen] = {}
+
+    def _spawn(self, key: tuple) -> subprocess.Popen:
+        env = {k: v for k, v in os.environ.items() if k not in CUDA_KEYS}
+        env.update({k: v for k, v in zip(CUDA_KEYS, key, strict=True) if v is not None})
+        return subprocess.Popen(
+            [sys.executable, "-m", "rlpipe.spares"],
+            stdin=subprocess.PIPE,
+            stdout=self.out,
+            stderr=self.out,
+            env=env,
+        )
+
+    def run(self, request: dict) -> int:
+        """Hand ``request`` to a spare of its CUDA settings (a new one if none waits), start
+        the next spare, and return the PID that runs the job."""
+        key = cuda_key(request["env"])
+        waiting = [p for p in self.idle.pop(key, []) if p.poll() is None]
+        proc = waiting.pop(0) if waiting else self._spawn(key)
+        waiting.append(self._spawn(key))
+        self.idle[key] = waiting
+        try:
+            proc.stdin.write((json.dumps(request) + "\n").encode())
+            proc.stdin.close()
+        except OSError:  # it died after the check above: the job's exit status says so
+            pass
+        self.busy[proc.pid] = proc
+        return proc.pid
+
+    def reap(self, pid: int) -> int | None:
+        """The exit status of the job in spare ``pid`` once it has ended, else None."""
+        code = self.busy[pid].poll()
+        if code is not None:
+            del self.busy[pid]
+        return code
+
+    def close(self) -> None:
+        """End the idle spares (busy ones end with their jobs)."""
+        for procs in self.idle.values():
+            for proc in procs:
+                proc.kill()
+                proc.wait()
+        self.idle.clear()
+
+
+def warm_cuda() -> str:
+    """Import what jobs use, start CUDA and run one training step of the Nature CNN there (the
+    job's first step then loads no kernels); returns the device type."""
+    from rlpipe.jobproc import warm_imports
+
+    warm_imports()
+    import torch
+
+    from rlpipe.agents import ActorCritic
+    from rlpipe.device import torch_device
+
+    device = torch_device()
+    if device.type != "cuda":
+        return device.type
+    agent = ActorCritic((4, 84, 84), 6, "cnn").to(device)
+    optimizer = torch.optim.Adam(agent.parameters(), lr=1e-4, eps=1e-5, fused=True)
+    obs = torch.zeros((8, 4, 84, 84), dtype=torch.uint8, device=device)
+    _, logprob, entropy, value = agent.get_action_and_value(obs)
+    (logprob.sum() + entropy.sum() + value.sum()).backward()
+    optimizer.step()
+    torch.cuda.synchronize()
+    del agent, optimizer, obs
+    torch.cuda.empty_cache()
+    return device.type
+
+
+def main() -> None:
+    """A spare: warm up, wait for one job on stdin, become it (exit when stdin closes)."""
+    from rlpipe.jobproc import become
+
+    started = time.monotonic()
+    device = warm_cuda()
+    print(
+        f"rlpipe spare {os.getpid()}: warm on {device} in {time.monotonic() - started:.1f} s",
+        file=sys.stderr,
+        flush=True,
+    )
+    line = sys.stdin.readline()
+    if not line:
+        return  # the worker is gone
+    become(json.loads(line))
+
+
+if __name__ == "__main__":
+    main()
