@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.rlpipe-installed
 PROFILE_HOME := $(or $(XDG_CONFIG_HOME),$(HOME)/.config)/snakemake
 
-.PHONY: install run test test-fast lint bench bench-slurm clean
+.PHONY: install run test test-fast lint bench bench-slurm gpu-check clean
 
 # The venv is (re)installed when pyproject.toml's *content* differs from the one it was
 # installed from (the stamp holds its sha256): a fresh clone's new mtimes alone change nothing.
@@ -52,6 +52,11 @@ bench: install
 	$(BIN)/python benchmarks/bench_plan_accuracy.py
 	@if [ -n "$$RLPIPE_CLEANRL" ]; then $(BIN)/python benchmarks/bench_vs_cleanrl.py; \
 	else echo "bench_vs_cleanrl: skipped (set RLPIPE_CLEANRL to a CleanRL checkout)"; fi
+
+# Prove the GPU path (benchmarks/gpu_check.py; on a machine without a GPU its CPU stages).
+# On a bare GPU machine: bash .gpu/install.sh && python3 benchmarks/gpu_check.py
+gpu-check: install
+	$(BIN)/python benchmarks/gpu_check.py
 
 # The demo under the tests' single-node SLURM cluster against the demo run locally (root, apt).
 bench-slurm: install

@@ -1,59 +1,67 @@
-"""On a CUDA GPU: a run resumed from its checkpoints is bit-identical to an uninterrupted one.
+"""On a CUDA GPU, through the path jobs run (Snakemake, a GPU slot with its memory share, the
+warm worker's spares): a run resumed segment by segment is bit-identical to the same run with
+every job in a cold process of its own.
 
-Skipped where torch sees no GPU (CI, and this project's CPU machines); run it on a lent GPU
-(`pytest tests/test_gpu_determinism.py`). The CPU path is covered by the pipeline tests.
+Skipped where torch sees no GPU (CI, and this project's CPU machines); `make gpu-check` runs it
+on a GPU. The CPU path is covered by the pipeline and worker tests.
 """
 
 from __future__ import annotations
 
-import subprocess
+import json
 import sys
 
 import pytest
 import torch
 
-from pipeline import REPO, sha256
+from rlpipe import worker
+
+from conftest import TINY_PPO
+from pipeline import Workdir
 
 pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA GPU here")
 
-SEGMENT = """
-import sys
-from rlpipe.ppo import train_segment
-from rlpipe.segment import Segment
-hp = {"num_envs": 8, "num_steps": 64, "num_minibatches": 2, "update_epochs": 2,
-      "lr_anneal_steps": 100000}
-from rlpipe.hparams import resolve
-start, end, prev, out = int(sys.argv[1]), int(sys.argv[2]), sys.argv[3] or None, sys.argv[4]
-train_segment(Segment(sys.argv[5], 1, start, end), resolve("ppo", hp, 100000), out,
-              out + ".jsonl", prev_ckpt=prev)
-"""
+
+def config() -> dict:
+    return {
+        "experiments": {
+            "gpu": {
+                "algo": "ppo",
+                "envs": ["CartPole-v1", "Pong-v5"],
+                "seeds": [1],
+                "total_steps": 3 * 512,
+                "checkpoint_every": 512,
+                "hparams": {**TINY_PPO, "num_envs": 8},
+                "resources": {"gpu": 1},
+            }
+        },
+        "evaluation": {"episodes": 1, "max_episode_steps": 300},
+        "summary": {"bootstrap_samples": 100},
+        "gpus": {"jobs_per_gpu": 2},
+    }
 
 
-def _segment(env_id, start, end, prev, out):
-    """One segment in a fresh process, as a Snakemake job runs it."""
-    env = {"PYTHONPATH": str(REPO / "src"), "PATH": "/usr/bin:/bin"}
-    args = [str(start), str(end), prev or "", str(out), env_id]
-    subprocess.run([sys.executable, "-c", SEGMENT, *args], check=True, env=env)
+class GpuWorkdir(Workdir):
+    """As a GPU image runs Snakemake: ``python3 -m snakemake`` (it may have no console
+    script), with the greedy scheduler (no PuLP solver binaries there)."""
+
+    def command(self, *args: str) -> list[str]:
+        cmd = super().command(*args, "--scheduler", "greedy")
+        return [sys.executable, "-m", "snakemake", *cmd[1:]]
 
 
-@pytest.mark.parametrize("env_id", ["CartPole-v1", "Pong-v5"])
-def test_resumed_run_on_gpu_is_bit_identical(tmp_path, env_id):
-    """Two chains of segments split at the same steps, each segment in a fresh process (as
-    after a kill): identical bytes, CUDA RNG state included."""
-    steps = [512, 1024, 1536] if env_id == "CartPole-v1" else [512, 1024]
-    prev = None
-    for start, end in zip([0, *steps[:-1]], steps, strict=True):
-        out = tmp_path / "resumed" / f"step_{end}.pt"
-        out.parent.mkdir(exist_ok=True)
-        _segment(env_id, start, end, prev, out)
-        prev = str(out)
-    chained = tmp_path / "chained" / f"step_{steps[-1]}.pt"
-    chained.parent.mkdir()
-    prev = None
-    for start, end in zip([0, *steps[:-1]], steps, strict=True):  # the same split, again
-        out = tmp_path / "chained" / f"step_{end}.pt"
-        _segment(env_id, start, end, prev, out)
-        prev = str(out)
-    assert sha256(tmp_path / "resumed" / f"step_{steps[-1]}.pt") == sha256(chained)
-    ckpt = torch.load(chained, weights_only=True)
-    assert "cuda" in ckpt["rng"], "the CUDA RNG state is saved"
+def test_gpu_segments_are_bit_identical_warm_and_cold(tmp_path):
+    """Every segment a new process (a resume); the warm worker's spares and cold processes
+    give the same bytes, and the checkpoints carry the CUDA RNG state."""
+    warm = GpuWorkdir(tmp_path / "warm", config())
+    cold = GpuWorkdir(tmp_path / "cold", config())
+    warm.run()
+    cold.run(env={worker.ENV_OFF: "0"})
+    log = worker.socket_path(warm.path).with_suffix(".log").read_text()
+    assert "warm on cuda" in log, log  # GPU jobs ran in spares warmed up on the GPU
+    assert len(warm.checkpoints()) == 6 and warm.checkpoints() == cold.checkpoints()
+    for ckpt in warm.path.rglob("ckpt/step_*.pt"):
+        assert "cuda" in torch.load(ckpt, weights_only=True)["rng"], ckpt
+    for tel in warm.path.rglob("telemetry/step_*.jsonl"):
+        first = json.loads(tel.read_text().splitlines()[0])
+        assert first["cuda_visible_devices"] not in (None, ""), tel  # a slot's GPU

@@ -20,7 +20,7 @@ from rlpipe.envs import EpisodeTracker, is_image_env, make_vec_env
 from rlpipe.gpu_slots import placement
 from rlpipe.seeding import derive_seed
 from rlpipe.segment import Segment
-from rlpipe.telemetry import TelemetryWriter
+from rlpipe.telemetry import TelemetryWriter, startup
 from rlpipe.watchdog import run_watched
 
 
@@ -96,7 +96,7 @@ def train_segment(
     t0 = time.time()
 
     with TelemetryWriter(
-        telemetry_out, env_id=segment.env_id, seed=segment.seed, **placement()
+        telemetry_out, env_id=segment.env_id, seed=segment.seed, **placement(), **startup()
     ) as tel:
         for update in range(num_updates):
             lr = hp["learning_rate"]

@@ -7,8 +7,8 @@ GPU job runs in a *spare*: a fresh Python (``python -m rlpipe.spares``) that the
 started ahead of time with the job's CUDA settings, that imported what jobs use, started
 CUDA on its GPU and ran a training step there, and now waits on its stdin for one job. It
 runs that job (``rlpipe.jobproc.become``) and exits. Each time the worker hands a spare a
-job it starts another for the same GPU, so as many spares wait as GPU jobs ran at once, and
-the next wave of segments starts warm. A job that finds no spare gets a new one at once and
+job it starts spares for the same GPU until as many wait as that GPU's jobs run, so the next
+wave of segments starts warm. A job that finds no spare gets a new one at once and
 waits for its warm-up (a cold start). An idle spare exits when the worker does (its stdin
 closes).
 """
@@ -43,39 +43,48 @@ class SparePool:
         self.out = out
         self.idle: dict[tuple, list[subprocess.Popen]] = {}
         self.busy: dict[int, subprocess.Popen] = {}
+        self.keys: dict[int, tuple] = {}  # PID -> the CUDA settings it started with
 
     def _spawn(self, key: tuple) -> subprocess.Popen:
         env = {k: v for k, v in os.environ.items() if k not in CUDA_KEYS}
         env.update({k: v for k, v in zip(CUDA_KEYS, key, strict=True) if v is not None})
-        return subprocess.Popen(
+        proc = subprocess.Popen(
             [sys.executable, "-m", "rlpipe.spares"],
             stdin=subprocess.PIPE,
             stdout=self.out,
             stderr=self.out,
             env=env,
         )
+        self.keys[proc.pid] = key
+        return proc
 
     def run(self, request: dict) -> int:
         """Hand ``request`` to a spare of its CUDA settings (a new one if none waits), start
-        the next spare, and return the PID that runs the job."""
+        spares until as many wait as such jobs run, and return the PID that runs the job."""
         key = cuda_key(request["env"])
-        waiting = [p for p in self.idle.pop(key, []) if p.poll() is None]
-        proc = waiting.pop(0) if waiting else self._spawn(key)
-        waiting.append(self._spawn(key))
+        waiting = []
+        for spare in self.idle.pop(key, []):
+            if spare.poll() is None:
+                waiting.append(spare)
+            else:  # its warm-up failed (the worker's log says why)
+                del self.keys[spare.pid]
+        proc = waiting.pop(0) if waiting else self._spawn(key)  # the oldest: warm the soonest
+        self.busy[proc.pid] = proc
+        running = sum(self.keys[pid] == key for pid in self.busy)
+        waiting += [self._spawn(key) for _ in range(running - len(waiting))]
         self.idle[key] = waiting
         try:
             proc.stdin.write((json.dumps(request) + "\n").encode())
             proc.stdin.close()
         except OSError:  # it died after the check above: the job's exit status says so
             pass
-        self.busy[proc.pid] = proc
         return proc.pid
 
     def reap(self, pid: int) -> int | None:
         """The exit status of the job in spare ``pid`` once it has ended, else None."""
         code = self.busy[pid].poll()
         if code is not None:
-            del self.busy[pid]
+            del self.busy[pid], self.keys[pid]
         return code
 
     def close(self) -> None:
@@ -84,6 +93,7 @@ class SparePool:
             for proc in procs:
                 proc.kill()
                 proc.wait()
+                del self.keys[proc.pid]
         self.idle.clear()
 
 

@@ -107,6 +107,29 @@ class TelemetryWriter:
             self._fh.close()
 
 
+ENV_JOB_STARTED = "RLPIPE_JOB_STARTED"
+
+
+def job_started_now() -> None:
+    """In a job's own process: note when the process started (wall clock), for the process
+    that will train it (``startup``)."""
+    ticks = int(Path("/proc/self/stat").read_text().rsplit(")", 1)[1].split()[19])
+    boot = next(
+        float(line.split()[1])
+        for line in Path("/proc/stat").read_text().splitlines()
+        if line.startswith("btime ")
+    )
+    os.environ.setdefault(ENV_JOB_STARTED, repr(boot + ticks / os.sysconf("SC_CLK_TCK")))
+
+
+def startup() -> dict:
+    """``{"startup_s": seconds}`` from the job process's start to now (call it at the first
+    environment step), or ``{}`` outside a job. It is what a job pays before it trains:
+    process start, imports, CUDA, and the hand-over to the warm worker."""
+    started = os.environ.get(ENV_JOB_STARTED)
+    return {"startup_s": round(time.time() - float(started), 3)} if started else {}
+
+
 def process_usage() -> dict:
     """Peak memory and CPU time of the process that trains (``perf/*``). Snakemake's
     benchmark files measure the job's own process tree, and a job handed to the warm worker

@@ -17,6 +17,9 @@ def redirect_to_log(snakemake) -> None:
     stdout and stderr (Python and C level) at ``snakemake.log[0]``, and take a GPU slot if
     the job asks for a GPU (before anything initialises CUDA; see ``rlpipe.gpu_slots``);
     a job that asks for none sees no GPU."""
+    from rlpipe.telemetry import job_started_now
+
+    job_started_now()
     guard_job()
     os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
     if snakemake.log:
