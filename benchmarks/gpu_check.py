@@ -451,6 +451,13 @@ def markdown(result: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
+def save(result: dict) -> None:
+    """benchmarks/out/gpu.json and gpu.md, after every stage (a killed check keeps them)."""
+    OUT.mkdir(parents=True, exist_ok=True)
+    (OUT / "gpu.json").write_text(json.dumps(result, indent=1, default=str))
+    (OUT / "gpu.md").write_text(markdown(result))
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--stages", nargs="+",
@@ -480,15 +487,14 @@ def main() -> int:
                 stage = stage_throughput(limits[name], tmp, args.cleanrl, args.steps)
             stage["seconds"] = round(time.monotonic() - started, 1)
             result["stages"][name] = stage
+            save(result)
             print(f"== {name}: ok={stage.get('ok')} in {stage['seconds']} s", flush=True)
             if stage.get("ok") is False:
                 for key in ("log",):
                     if key in stage:
                         print(Path(stage[key]).read_text()[-4000:])
     finally:
-        OUT.mkdir(parents=True, exist_ok=True)
-        (OUT / "gpu.json").write_text(json.dumps(result, indent=1, default=str))
-        (OUT / "gpu.md").write_text(markdown(result))
+        save(result)
         print(markdown(result))
         if not args.keep:
             shutil.rmtree(tmp, ignore_errors=True)
