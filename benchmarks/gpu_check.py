@@ -170,7 +170,7 @@ def stage_tests(gpu: bool, limit: float, tmp: Path) -> dict:
     return result
 
 
-def stage_pipeline(gpu: bool, limit: float, tmp: Path) -> dict:
+def stage_pipeline(gpu: bool, limit: float, tmp: Path, cold_run: bool = True) -> dict:
     cfg = sweep(gpu)
     pod = fresh_copy(tmp / "local", cfg)
     cmd = [*SNAKEMAKE, "--configfile", "gpu.yaml", "--profile", "profiles/local"]
@@ -195,12 +195,15 @@ def stage_pipeline(gpu: bool, limit: float, tmp: Path) -> dict:
     exp["envs"], exp["seeds"] = exp["envs"][:1], exp["seeds"][:1]
     exp["total_steps"] = 2 * exp["checkpoint_every"]
     cold = fresh_copy(tmp / "cold", cold_cfg)
-    result["cold"] = run(cmd, cold, limit, env={"RLPIPE_WORKER": "0"})
-    cold_ckpts = checkpoints(cold)
-    result["cold"]["startup_s"] = [t["startup_s"] for t in telemetry_first_lines(cold)]
-    result["cold_same_bytes"] = bool(cold_ckpts) and all(
-        ckpts.get(k) == v for k, v in cold_ckpts.items()
-    )
+    result["cold"] = {"rc": 0, "startup_s": "not run (--no-cold)"}
+    result["cold_same_bytes"] = None
+    if cold_run:
+        result["cold"] = run(cmd, cold, limit, env={"RLPIPE_WORKER": "0"})
+        cold_ckpts = checkpoints(cold)
+        result["cold"]["startup_s"] = [t["startup_s"] for t in telemetry_first_lines(cold)]
+        result["cold_same_bytes"] = bool(cold_ckpts) and all(
+            ckpts.get(k) == v for k, v in cold_ckpts.items()
+        )
     result["ok"] = (
         result["rc"] == 0
         and result["cold"]["rc"] == 0
@@ -208,7 +211,7 @@ def stage_pipeline(gpu: bool, limit: float, tmp: Path) -> dict:
         and result["evals"] == result["expected"]
         and result["spares"] > 0
         and not result["fell_back"]
-        and result["cold_same_bytes"]
+        and result["cold_same_bytes"] is not False
         and (not gpu or all(t["placement"] not in (None, "") for t in tel))
     )
     result["checkpoints"] = ckpts
@@ -465,6 +468,7 @@ def main() -> int:
     parser.add_argument("--cleanrl", type=Path, default=os.environ.get("RLPIPE_CLEANRL_DIR"))
     parser.add_argument("--steps", type=int, default=20480, help="throughput: steps per job")
     parser.add_argument("--keep", action="store_true", help="keep the work directories")
+    parser.add_argument("--no-cold", action="store_true", help="pipeline: skip the cold run")
     args = parser.parse_args()
     gpu = has_cuda()
     limits = {"tests": 150, "pipeline": 200, "runpod": 200, "throughput": 240}
@@ -477,7 +481,7 @@ def main() -> int:
             if name == "tests":
                 stage = stage_tests(gpu, limits[name], tmp)
             elif name == "pipeline":
-                stage = stage_pipeline(gpu, limits[name], tmp)
+                stage = stage_pipeline(gpu, limits[name], tmp, not args.no_cold)
             elif name == "runpod":
                 reference = result["stages"].get("pipeline", {}).get("checkpoints", {})
                 stage = stage_runpod(gpu, limits[name], tmp, reference)

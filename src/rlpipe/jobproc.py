@@ -55,11 +55,14 @@ def uses_cuda(env: dict) -> bool:
 
 
 def warm_imports() -> None:
-    """Import and warm the libraries jobs use, on one thread, touching no CUDA.
+    """Import the libraries jobs use, on one thread, touching no CUDA: a process that
+    touched CUDA must not fork.
 
-    The first optimiser step imports ``torch._dynamo`` (seconds); it is imported here
-    directly, because an optimiser's ``step()`` probes the accelerator (CUDA on a CUDA build
-    of torch, even for CPU parameters), and a process that touched CUDA must not fork.
+    Imports only, no computation. The first optimiser step imports ``torch._dynamo``
+    (seconds), so it is imported here directly: an optimiser's ``step()`` probes the
+    accelerator (CUDA on a CUDA build of torch, even for CPU parameters). No ``backward()``
+    either: on a CUDA build the autograd engine starts a thread per GPU and initialises CUDA
+    (seen on an H200: threads ``pt_autograd_0`` and ``cuda0000...`` after a CPU backward).
     """
     for name in WARM_MODULES:
         importlib.import_module(name)
@@ -67,8 +70,6 @@ def warm_imports() -> None:
     import torch._dynamo  # noqa: F401
 
     torch.set_num_threads(1)
-    model = torch.nn.Linear(4, 2)
-    model(torch.zeros(1, 4)).sum().backward()
 
 
 def become(request: dict) -> None:

@@ -94,6 +94,8 @@ def run(target: str, kwargs: dict, code: dict | None = None, log: str | None = N
 def _run_in_worker(target: str, kwargs: dict, code: dict, log: str | None) -> int | None:
     path = socket_path(os.getcwd())
     conn = _connect(path) or _start(path)
+    if conn is None:
+        return None
     request = {
         "target": target,
         "kwargs": kwargs,
@@ -129,14 +131,22 @@ def _connect(path: Path) -> socket.socket | None:
     return conn
 
 
-def _start(path: Path) -> socket.socket:
+def _start(path: Path) -> socket.socket | None:
     """Start the worker (one starter at a time) and connect to it; a worker that exits
-    before it serves is an error at once, not after ``START_TIMEOUT_S``."""
+    before it serves is an error at once, not after ``START_TIMEOUT_S``. After such a
+    failure no job tries again for ``IDLE_S`` (each would pay the worker's imports): they
+    return None and run in their own process."""
+    failed = path.with_suffix(".failed")
     with open(path.with_suffix(".lock"), "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
         conn = _connect(path)
         if conn is not None:
             return conn
+        with contextlib.suppress(FileNotFoundError):
+            if time.time() - failed.stat().st_mtime < IDLE_S:
+                print(f"rlpipe worker: failed to start lately ({failed.read_text().strip()});"
+                      " running the job here", file=sys.stderr)  # fmt: skip
+                return None
         path.unlink(missing_ok=True)  # a dead worker's socket
         log = path.with_suffix(".log")
         with open(log, "a") as out:
@@ -150,7 +160,9 @@ def _start(path: Path) -> socket.socket:
         deadline = time.monotonic() + START_TIMEOUT_S
         while (conn := _connect(path)) is None:
             if server.poll() is not None:
-                raise OSError(f"the worker exited with {server.returncode} while starting: {log}")
+                why = f"the worker exited with {server.returncode} while starting: {log}"
+                failed.write_text(why + "\n")
+                raise OSError(why)
             if time.monotonic() > deadline:
                 raise OSError(f"the worker did not start within {START_TIMEOUT_S:.0f}s")
             time.sleep(0.05)
