@@ -211,7 +211,7 @@ rule ppo_segment:
 def test_default_sps_lookup_order_and_errors():
     planning = {"default_sps": {"ppo": 7, "ppo/Pong-v5": 300}}
     assert plan.default_sps(planning, "ppo", "Pong-v5") == (300.0, "ppo/Pong-v5")
-    assert plan.default_sps(planning, "ppo", "Breakout-v5") == (1000.0, "ppo/atari")  # built in
+    assert plan.default_sps(planning, "ppo", "Breakout-v5") == (1585.0, "ppo/atari")  # built in
     assert plan.default_sps(planning, "ppo", "Hopper-v5") == (7.0, "ppo")
     assert plan.default_sps({}, "qlearn", "CartPole-v1") == (100000.0, "qlearn")  # built in
     # a run without a GPU: "/cpu" keys first, built in or the config's, then the others
@@ -219,11 +219,37 @@ def test_default_sps_lookup_order_and_errors():
     assert plan.default_sps({}, "ppo", "CartPole-v1", cpu=True) == (3500.0, "ppo/classic")
     mine = {"default_sps": {"ppo/Pong-v5/cpu": 90}}
     assert plan.default_sps(mine, "ppo", "Pong-v5", cpu=True) == (90.0, "ppo/Pong-v5/cpu")
-    assert plan.default_sps(mine, "ppo", "Pong-v5") == (1000.0, "ppo/atari")
+    assert plan.default_sps(mine, "ppo", "Pong-v5") == (1585.0, "ppo/atari")
     with pytest.raises(ConfigError, match="'ppo/mujoco'"):
         plan.default_sps({}, "ppo", "Hopper-v5")
     with pytest.raises(ConfigError, match="planning.default_sps.ppo: must be a number"):
         plan.default_sps({"default_sps": {"ppo": "fast"}}, "ppo", "Hopper-v5")
+
+
+def test_built_in_gpu_throughput_follows_the_jobs_sharing_a_gpu(monkeypatch):
+    """Measured on an H200 (Atari PPO, 2 threads): 1,585 env steps/s alone, 1,129 each at 3
+    jobs per GPU, 792 at 6; the config's own figures and CPU runs are taken as given."""
+    monkeypatch.delenv("RLPIPE_JOBS_PER_GPU", raising=False)
+    at = {n: plan.default_sps({}, "ppo", "Pong-v5", jobs_per_gpu=n) for n in (1, 2, 3, 6, 12)}
+    assert at[1] == (1585.0, "ppo/atari")
+    assert at[3] == (pytest.approx(1129.0), "ppo/atari at 3 jobs per GPU")
+    assert at[6] == (pytest.approx(792.0), "ppo/atari at 6 jobs per GPU")
+    assert 1129 < at[2][0] < 1585 and at[12][0] == pytest.approx(792 / 2)
+    mine = {"default_sps": {"ppo/Pong-v5": 300}}
+    assert plan.default_sps(mine, "ppo", "Pong-v5", jobs_per_gpu=6) == (300.0, "ppo/Pong-v5")
+    assert plan.default_sps({}, "ppo", "Pong-v5", cpu=True, jobs_per_gpu=6)[0] == 250.0
+    config = make_config()
+    config["gpus"] = {"jobs_per_gpu": 6}
+    assert plan.Durations(config, "runs").jobs_per_gpu == 6
+    monkeypatch.setenv("RLPIPE_JOBS_PER_GPU", "3")
+    assert plan.Durations(config, "runs").jobs_per_gpu == 3
+
+
+def test_no_price_reads_as_a_sentence(monkeypatch):
+    monkeypatch.delenv("RLPIPE_USD_PER_GPU_HOUR", raising=False)
+    assert plan.usd_per_gpu_hour({}) == (
+        None, "no price set (planning.usd_per_gpu_hour or $RLPIPE_USD_PER_GPU_HOUR)"
+    )  # fmt: skip
 
 
 def test_warm_started_runs_queue_behind_their_source(tmp_path):
@@ -234,9 +260,9 @@ def test_warm_started_runs_queue_behind_their_source(tmp_path):
     jobs = [j for j in plan.remaining_jobs(runs, tmp_path) if j.exp in ("a", "c")]
     jobs = [j for j in jobs if j.kind == "train"]
     got = plan.estimate(config, jobs, local(cores=8, jobs_per_gpu=4), runs_dir=tmp_path)
-    # Pong has no measurement -> built-in 1000 SPS: 500/1000 + 10 = 10.5 s per segment.
-    # a/seed1 (21 s) then c/seed1 (21 s) are serial; a/seed2 (21 s) runs beside them.
-    assert got.wall_hours == pytest.approx(42 / 3600)
+    # Pong has no measurement -> built-in 1585 SPS: 500/1585 + 10 s per segment, two per run.
+    # a/seed1 then c/seed1 are serial; a/seed2 runs beside them.
+    assert got.wall_hours == pytest.approx(4 * (500 / 1585 + 10) / 3600)
 
 
 def test_lpt_makespan():
@@ -303,7 +329,7 @@ def test_dry_run_ends_with_the_plan_block(tmp_path):
     del config["planning"]["usd_per_gpu_hour"]
     work.write_config(config)
     out = work.run("-n", env={"RLPIPE_USD_PER_GPU_HOUR": "0.5"}).stdout
-    assert "from RLPIPE_USD_PER_GPU_HOUR" in out and "$0.50/GPU-hour" in out
+    assert "$0.5 per GPU-hour ($RLPIPE_USD_PER_GPU_HOUR)" in out and "$0.50/GPU-hour" in out
     assert (
         "rlpipe plan: error: RLPIPE_USD_PER_GPU_HOUR='x'"
         in work.run("-n", env={"RLPIPE_USD_PER_GPU_HOUR": "x"}).stdout

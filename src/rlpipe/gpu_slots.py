@@ -216,6 +216,13 @@ class GpuSettings:
         os.environ[ENV_JOBS_PER_GPU] = str(self.jobs_per_gpu)
 
 
+def settings_jobs_per_gpu(section: dict | None) -> int:
+    """``jobs_per_gpu`` as :func:`settings` resolves it, without detecting GPUs."""
+    if ENV_JOBS_PER_GPU in os.environ:
+        return _count(None, ENV_JOBS_PER_GPU, 1, 1)
+    return int((section or {}).get("jobs_per_gpu", 1))
+
+
 def detect_gpus() -> tuple[int, str]:
     """(number of NVIDIA GPUs this process may use, how that was found), without torch."""
     visible = os.environ.get("CUDA_VISIBLE_DEVICES")
@@ -236,9 +243,7 @@ def settings(section: dict | None) -> GpuSettings:
     """The config's ``gpus: {count, jobs_per_gpu}``; ``$RLPIPE_GPUS`` and
     ``$RLPIPE_JOBS_PER_GPU`` override it; a missing count is detected."""
     section = section or {}
-    jobs = section.get("jobs_per_gpu", 1)
-    if ENV_JOBS_PER_GPU in os.environ:
-        jobs = _count(None, ENV_JOBS_PER_GPU, 1, 1)
+    jobs = settings_jobs_per_gpu(section)
     if ENV_GPUS in os.environ:
         return GpuSettings(_count(None, ENV_GPUS, 0, 0), jobs, f"${ENV_GPUS}")
     if section.get("count") is not None:

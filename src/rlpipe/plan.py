@@ -36,9 +36,14 @@ from rlpipe.algos import ALGOS
 from rlpipe.runs import ConfigError, Run, expand_runs
 from rlpipe.status import last_record, text_table
 
-# Built-in guesses, for experiments with nothing measured yet (env steps/s of one job; for BC
-# a step is a gradient step): each algorithm's, from rlpipe.algos.
+# Built-in guesses, for experiments with nothing measured yet (env steps/s of one job alone on
+# its GPU or CPU; for BC a step is a gradient step): each algorithm's, from rlpipe.algos.
 BUILTIN_SPS = {key: sps for spec in ALGOS.values() for key, sps in spec.default_sps.items()}
+# A GPU job's share of its built-in SPS when jobs_per_gpu jobs share the GPU: Atari PPO, 2
+# threads per job, on one H200 with 16 cores: 1,585 env steps/s alone, 1,129 each at 3 jobs,
+# 792 each at 6 (docs/benchmarks.md). Between these, interpolated; beyond 6, the 6 jobs' total
+# divided among them.
+GPU_SHARING = {1: 1.0, 3: 1129 / 1585, 6: 792 / 1585}
 # Per job beyond its training steps, handed to the warm worker (rlpipe.worker): checkpoint
 # load/save and env creation. The demo's jobs measured 0.15-1.1 s (benchmark files minus
 # steps / charts/SPS, 2-core VM).
@@ -252,10 +257,27 @@ def measured_sps(runs_dir: str | os.PathLike, exp: str) -> tuple[float, int] | N
     return (statistics.median(values), len(values)) if values else None
 
 
-def default_sps(planning: dict, algo: str, env: str, cpu: bool = False) -> tuple[float, str]:
-    """(SPS, key it came from) for a run without measurements; ``cpu``: the run has no GPU,
-    and keys ending in "/cpu" come first."""
-    table = {**BUILTIN_SPS, **(planning.get("default_sps") or {})}
+def gpu_sharing(jobs_per_gpu: int) -> float:
+    """The share of its lone throughput a GPU job keeps beside ``jobs_per_gpu - 1`` others."""
+    points = sorted(GPU_SHARING.items())
+    if jobs_per_gpu >= points[-1][0]:
+        jobs, share = points[-1]
+        return share * jobs / jobs_per_gpu
+    for (j0, s0), (j1, s1) in zip(points, points[1:], strict=False):
+        if j0 <= jobs_per_gpu <= j1:
+            return s0 + (s1 - s0) * (jobs_per_gpu - j0) / (j1 - j0)
+    return 1.0
+
+
+def default_sps(
+    planning: dict, algo: str, env: str, cpu: bool = False, jobs_per_gpu: int = 1
+) -> tuple[float, str]:
+    """(SPS, where it came from) for a run without measurements; ``cpu``: the run has no GPU,
+    and keys ending in "/cpu" come first. A built-in GPU figure is scaled to
+    ``jobs_per_gpu`` jobs sharing the GPU (:data:`GPU_SHARING`); a figure from the config is
+    taken as given, for the config's own sharing."""
+    own = planning.get("default_sps") or {}
+    table = {**BUILTIN_SPS, **own}
     keys = [f"{algo}/{env}", f"{algo}/{env_kind(env)}", algo]
     if cpu:
         keys = [f"{algo}/{env}/cpu", f"{algo}/{env_kind(env)}/cpu", *keys]
@@ -264,7 +286,9 @@ def default_sps(planning: dict, algo: str, env: str, cpu: bool = False) -> tuple
             value = table[key]
             if not isinstance(value, int | float) or value <= 0:
                 raise ConfigError(f"planning.default_sps.{key}: must be a number > 0")
-            return float(value), key
+            if cpu or key in own or jobs_per_gpu == 1:
+                return float(value), key
+            return value * gpu_sharing(jobs_per_gpu), f"{key} at {jobs_per_gpu} jobs per GPU"
     raise ConfigError(
         f"planning.default_sps: no throughput for {algo} on {env} and no telemetry to measure; "
         f"add one of '{algo}/{env}', '{algo}/{env_kind(env)}' or '{algo}' (env steps/s)"
@@ -282,6 +306,7 @@ class Durations:
         self.config, self.runs_dir = config, runs_dir
         self.runs = runs if runs is not None else expand_runs(config)
         self.planning = config.get("planning") or {}
+        self.jobs_per_gpu = gpu_slots.settings_jobs_per_gpu(config.get("gpus"))
         self.sources: dict[str, set[str]] = {}
         self._measured: dict[str, dict] = {}
         self._sps: dict[str, tuple[float, int] | None] = {}
@@ -310,7 +335,7 @@ class Durations:
             notes.add(f"SPS measured {sps:.0f}")
         else:
             cpu = not self.runs[job.run].resources.gpu
-            sps, key = default_sps(self.planning, spec["algo"], job.env, cpu)
+            sps, key = default_sps(self.planning, spec["algo"], job.env, cpu, self.jobs_per_gpu)
             notes.add(f"SPS default {sps:.0f} ({key})")
         overhead = float(self.planning.get("segment_overhead_s", DEFAULT_OVERHEAD_S))
         return steps / sps + overhead
@@ -325,14 +350,14 @@ def usd_per_gpu_hour(planning: dict) -> tuple[float | None, str]:
         return float(planning["usd_per_gpu_hour"]), "planning.usd_per_gpu_hour"
     text = os.environ.get(ENV_PRICE)
     if text is None:
-        return None, f"nowhere (set planning.usd_per_gpu_hour or {ENV_PRICE})"
+        return None, f"no price set (planning.usd_per_gpu_hour or ${ENV_PRICE})"
     try:
         price = float(text)
     except ValueError:
         price = -1.0
     if not price >= 0:
         raise ConfigError(f"{ENV_PRICE}={text!r}: must be a number >= 0")
-    return price, ENV_PRICE
+    return price, f"${ENV_PRICE}"
 
 
 def lpt_makespan(durations: Iterable[float], slots: int) -> float:
@@ -468,7 +493,10 @@ def dry_run_block(
     seconds = Durations(config, runs_dir, runs)
     jobs = parse_jobs("\n".join(outputs), seconds.runs)
     price, price_from = usd_per_gpu_hour(config.get("planning") or {})
-    head = f"rlpipe plan: {allocation.source}; $/GPU-hour from {price_from}"
+    if price is None:
+        head = f"rlpipe plan: {allocation.source}; cost: {price_from}"
+    else:
+        head = f"rlpipe plan: {allocation.source}; ${price:g} per GPU-hour ({price_from})"
     if shard:
         head += f"; shard {shard} of the sweep"
     if not jobs:

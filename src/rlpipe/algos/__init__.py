@@ -48,7 +48,8 @@ ALGOS: dict[str, AlgoSpec] = {
         rule="ppo_segment",
         job_module="rlpipe.ppo",
         job_function="segment_job",
-        default_sps={"ppo/atari": 1000.0, "ppo/atari/cpu": 250.0, "ppo/classic": 3500.0},
+        # ppo/atari: one job alone on an H200 (2 threads); GPU_SHARING in rlpipe.plan scales it
+        default_sps={"ppo/atari": 1585.0, "ppo/atari/cpu": 250.0, "ppo/classic": 3500.0},
         update_keys=("num_envs", "num_steps"),
         warm_starts_from=frozenset({"ppo", "bc"}),
     ),
