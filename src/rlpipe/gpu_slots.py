@@ -216,6 +216,11 @@ class GpuSettings:
         os.environ[ENV_JOBS_PER_GPU] = str(self.jobs_per_gpu)
 
 
+def jobs_per_gpu() -> int:
+    """The jobs sharing one GPU, as this process's jobs take slots (``$RLPIPE_JOBS_PER_GPU``)."""
+    return _count(None, ENV_JOBS_PER_GPU, 1, 1)
+
+
 def settings_jobs_per_gpu(section: dict | None) -> int:
     """``jobs_per_gpu`` as :func:`settings` resolves it, without detecting GPUs."""
     if ENV_JOBS_PER_GPU in os.environ:

@@ -8,7 +8,8 @@ started ahead of time with the job's CUDA settings, that imported what jobs use,
 CUDA on its GPU and ran a training step there, and now waits on its stdin for one job. It
 runs that job (``rlpipe.jobproc.become``) and exits. Each time the worker hands a spare a
 job it starts spares for the same GPU until as many wait as that GPU's jobs run, so the next
-wave of segments starts warm. A job that finds no spare gets a new one at once and
+wave of segments starts warm; a worker started by a GPU job starts one spare per job that
+shares that GPU before its own imports. A job that finds no spare gets a new one at once and
 waits for its warm-up (a cold start). An idle spare exits when the worker does (its stdin
 closes).
 """
@@ -39,8 +40,11 @@ def cuda_key(env: dict) -> tuple:
 class SparePool:
     """The worker's spares, by CUDA settings; ``out`` receives their warm-up messages."""
 
-    def __init__(self, out=None):
+    def __init__(self, out=None, max_idle: int | None = None):
         self.out = out
+        # A spare's warm-up costs a cold start's CPU: at most one waiting per 2 cores, so a
+        # small machine's cores train rather than warm spares (an idle one costs memory only).
+        self.max_idle = max_idle or max(1, (os.cpu_count() or 2) // 2)
         self.idle: dict[tuple, list[subprocess.Popen]] = {}
         self.busy: dict[int, subprocess.Popen] = {}
         self.keys: dict[int, tuple] = {}  # PID -> the CUDA settings it started with
@@ -58,6 +62,14 @@ class SparePool:
         self.keys[proc.pid] = key
         return proc
 
+    def prestart(self, env: dict, count: int) -> None:
+        """Start ``count`` spares for the CUDA settings of ``env`` (a GPU job's): the worker
+        does this first thing when a GPU job starts it, so the first wave of jobs waits for
+        spares warming beside the worker's own imports, not after them."""
+        self.idle.setdefault(cuda_key(env), []).extend(
+            self._spawn(cuda_key(env)) for _ in range(min(count, self.max_idle))
+        )
+
     def run(self, request: dict) -> int:
         """Hand ``request`` to a spare of its CUDA settings (a new one if none waits), start
         spares until as many wait as such jobs run, and return the PID that runs the job."""
@@ -71,7 +83,8 @@ class SparePool:
         proc = waiting.pop(0) if waiting else self._spawn(key)  # the oldest: warm the soonest
         self.busy[proc.pid] = proc
         running = sum(self.keys[pid] == key for pid in self.busy)
-        waiting += [self._spawn(key) for _ in range(running - len(waiting))]
+        room = self.max_idle - len(waiting) - sum(len(v) for v in self.idle.values())
+        waiting += [self._spawn(key) for _ in range(min(running - len(waiting), room))]
         self.idle[key] = waiting
         try:
             proc.stdin.write((json.dumps(request) + "\n").encode())

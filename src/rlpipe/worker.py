@@ -52,6 +52,7 @@ import tempfile
 import time
 from pathlib import Path
 
+from rlpipe.gpu_slots import jobs_per_gpu
 from rlpipe.jobproc import become, check_target, job_function, uses_cuda, warm_imports
 from rlpipe.spares import SparePool
 
@@ -203,6 +204,9 @@ def serve(path: Path, idle_s: float | None = None) -> None:
 
     idle_s = float(os.environ.get(ENV_IDLE, IDLE_S)) if idle_s is None else idle_s
     main = None if os.environ.get("SLURM_JOB_ID") else os.environ.get(ENV_MAIN)
+    spares = SparePool(sys.stdout)
+    if uses_cuda(os.environ):  # a GPU job started this worker: its GPU's jobs come at once
+        spares.prestart(os.environ, jobs_per_gpu())
     warm_imports()
     threads = len(os.listdir("/proc/self/task"))
     if threads != 1:
@@ -217,7 +221,6 @@ def serve(path: Path, idle_s: float | None = None) -> None:
     sel = selectors.DefaultSelector()
     sel.register(listener, selectors.EVENT_READ, None)
     children: dict[int, socket.socket] = {}  # job process -> the connection of its job
-    spares = SparePool(sys.stdout)
     idle_since = time.monotonic()
     try:
         while children or (
