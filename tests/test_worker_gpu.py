@@ -94,9 +94,10 @@ def test_which_jobs_may_use_cuda():
 
 
 def _serve(sock_path: Path) -> subprocess.Popen:
+    """A worker as a GPU job starts it (it starts a spare for that GPU's jobs at once)."""
     server = subprocess.Popen(
         [sys.executable, "-m", "rlpipe.worker", str(sock_path)],
-        env={**os.environ, "PYTHONPATH": SRC, worker.ENV_IDLE: "600"},
+        env={**os.environ, "PYTHONPATH": SRC, worker.ENV_IDLE: "600", "CUDA_VISIBLE_DEVICES": "0"},
     )
     deadline = time.monotonic() + 300
     while not sock_path.exists():
@@ -119,7 +120,18 @@ def _gone(pid: int) -> bool:
 
 def _blocked_job(sock_path: Path, fifo: Path, visible: str) -> tuple[socket.socket, int]:
     """Ask the worker for an evaluation of ``fifo`` (its read blocks: the job stays alive)
-    with ``CUDA_VISIBLE_DEVICES=visible``; returns the open connection and the job's PID."""
+    with ``CUDA_VISIBLE_DEVICES=visible``, again while no warm spare is ready for it (the job
+    process would run it itself then); returns the open connection and the job's PID."""
+    deadline = time.monotonic() + 600
+    while "started" not in (reply := _ask(sock_path, fifo, visible))[1]:
+        reply[0].close()
+        assert reply[1]["refused"] == "no warm GPU process ready yet", reply[1]
+        assert time.monotonic() < deadline, "no spare became ready"
+        time.sleep(0.2)
+    return reply[0], reply[1]["started"]
+
+
+def _ask(sock_path: Path, fifo: Path, visible: str) -> tuple[socket.socket, dict]:
     conn = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     conn.connect(str(sock_path))
     request = {
@@ -133,8 +145,7 @@ def _blocked_job(sock_path: Path, fifo: Path, visible: str) -> tuple[socket.sock
         "client": identity(),
     }  # fmt: skip
     conn.sendall((json.dumps(request) + "\n").encode())
-    reply = json.loads(conn.makefile().readline())
-    return conn, reply["started"]
+    return conn, json.loads(conn.makefile().readline())
 
 
 def test_gpu_jobs_run_in_spawned_processes_and_cpu_jobs_are_forked(tmp_path):
@@ -237,7 +248,7 @@ def test_gpu_jobs_through_spares_give_the_bytes_of_cold_processes(tmp_path):
     cold = Workdir(tmp_path / "cold", cfg)
     warm.run()
     log = worker.socket_path(warm.path).with_suffix(".log").read_text()
-    assert "rlpipe spare" in log, log  # the GPU jobs went to spares
+    assert "in spare" in log, log  # GPU jobs ran in spares (those that found none: cold)
     logs = "".join(p.read_text() for p in (warm.path / "logs").rglob("*.log"))
     assert "GPU slot" in logs and "worker: unavailable" not in logs
     cold.run(env={worker.ENV_OFF: "0"})

@@ -2,25 +2,31 @@
 CUDA.
 
 CUDA cannot be used in a process forked from one that started it, and torch starts it from
-places that change between versions (an optimiser's ``step()`` probes the accelerator). So a
-GPU job runs in a *spare*: a fresh Python (``python -m rlpipe.spares``) that the worker
-started ahead of time with the job's CUDA settings, that imported what jobs use, started
-CUDA on its GPU and ran a training step there, and now waits on its stdin for one job. It
-runs that job (``rlpipe.jobproc.become``) and exits. Each time the worker hands a spare a
-job it starts spares for the same GPU until as many wait as that GPU's jobs run, so the next
-wave of segments starts warm; a worker started by a GPU job starts one spare per job that
-shares that GPU before its own imports. A job that finds no spare gets a new one at once and
-waits for its warm-up (a cold start). An idle spare exits when the worker does (its stdin
-closes).
+places that change between versions (an optimiser's ``step()`` probes the accelerator, a
+``backward()`` starts the autograd engine's GPU threads). So a GPU job runs in a *spare*: a
+fresh Python (``python -m rlpipe.spares``) that the worker started ahead of time with the
+job's CUDA settings, that imported what jobs use, started CUDA on its GPU and ran a training
+step there, said so on a pipe, and now waits on its stdin for one job. It runs that job
+(``rlpipe.jobproc.become``) and exits.
+
+A job is only ever given a spare that is ready. When none is, the job runs in its own process
+at once (it would otherwise wait out a warm-up that costs what a cold start costs) and a spare
+starts warming for the next. Each time a spare takes a job, spares start until as many wait as
+that GPU's jobs run, so the next wave of segments starts warm; a worker started by a GPU job
+starts one spare per job sharing that GPU before its own imports. Waiting spares are capped
+at one per 2 cores: a warm-up costs a cold start's CPU, and a small machine's cores should
+train. An idle spare exits when the worker does (its stdin closes).
 """
 
 from __future__ import annotations
 
 import json
 import os
+import select
 import subprocess
 import sys
 import time
+from dataclasses import dataclass
 
 # What a CUDA context depends on: set before CUDA starts, so a spare is only ever given jobs
 # whose values equal the ones it started with.
@@ -31,10 +37,29 @@ CUDA_KEYS = (
     "PYTORCH_CUDA_ALLOC_CONF",
     "PYTORCH_ALLOC_CONF",
 )
+ENV_READY_FD = "RLPIPE_SPARE_READY_FD"
 
 
 def cuda_key(env: dict) -> tuple:
     return tuple(env.get(k) for k in CUDA_KEYS)
+
+
+@dataclass
+class Spare:
+    proc: subprocess.Popen
+    key: tuple
+    ready_fd: int  # readable once the spare is warm (a line) or dead (end of file)
+    ready: bool = False
+
+    def poll_ready(self) -> bool:
+        """True once warm; a spare that died while warming never becomes ready."""
+        if not self.ready and self.proc.poll() is None:
+            if select.select([self.ready_fd], [], [], 0)[0]:
+                self.ready = os.read(self.ready_fd, 64) != b""
+        return self.ready and self.proc.poll() is None
+
+    def close(self) -> None:
+        os.close(self.ready_fd)
 
 
 class SparePool:
@@ -42,71 +67,79 @@ class SparePool:
 
     def __init__(self, out=None, max_idle: int | None = None):
         self.out = out
-        # A spare's warm-up costs a cold start's CPU: at most one waiting per 2 cores, so a
-        # small machine's cores train rather than warm spares (an idle one costs memory only).
         self.max_idle = max_idle or max(1, (os.cpu_count() or 2) // 2)
-        self.idle: dict[tuple, list[subprocess.Popen]] = {}
-        self.busy: dict[int, subprocess.Popen] = {}
-        self.keys: dict[int, tuple] = {}  # PID -> the CUDA settings it started with
+        self.idle: list[Spare] = []
+        self.busy: dict[int, Spare] = {}
 
-    def _spawn(self, key: tuple) -> subprocess.Popen:
+    def _spawn(self, key: tuple) -> None:
         env = {k: v for k, v in os.environ.items() if k not in CUDA_KEYS}
         env.update({k: v for k, v in zip(CUDA_KEYS, key, strict=True) if v is not None})
+        read, write = os.pipe()
+        env[ENV_READY_FD] = str(write)
         proc = subprocess.Popen(
             [sys.executable, "-m", "rlpipe.spares"],
             stdin=subprocess.PIPE,
             stdout=self.out,
             stderr=self.out,
             env=env,
+            pass_fds=(write,),
         )
-        self.keys[proc.pid] = key
-        return proc
+        os.close(write)
+        self.idle.append(Spare(proc, key, read))
+
+    def _top_up(self, key: tuple, want: int) -> None:
+        """Start spares for ``key`` until ``want`` wait (within the cap on waiting spares)."""
+        have = sum(s.key == key for s in self.idle)
+        for _ in range(min(want - have, self.max_idle - len(self.idle))):
+            self._spawn(key)
 
     def prestart(self, env: dict, count: int) -> None:
-        """Start ``count`` spares for the CUDA settings of ``env`` (a GPU job's): the worker
-        does this first thing when a GPU job starts it, so the first wave of jobs waits for
-        spares warming beside the worker's own imports, not after them."""
-        self.idle.setdefault(cuda_key(env), []).extend(
-            self._spawn(cuda_key(env)) for _ in range(min(count, self.max_idle))
-        )
+        """Start ``count`` spares for the CUDA settings of ``env`` (a GPU job's)."""
+        self._top_up(cuda_key(env), count)
 
-    def run(self, request: dict) -> int:
-        """Hand ``request`` to a spare of its CUDA settings (a new one if none waits), start
-        spares until as many wait as such jobs run, and return the PID that runs the job."""
+    def run(self, request: dict) -> int | None:
+        """Hand ``request`` to a ready spare of its CUDA settings and return the PID that runs
+        it, or None when no spare is ready (the job then runs in its own process); either
+        way, start the spares the next jobs will want."""
+        for spare in [s for s in self.idle if s.proc.poll() is not None]:  # failed warm-ups
+            self.idle.remove(spare)
+            spare.close()
         key = cuda_key(request["env"])
-        waiting = []
-        for spare in self.idle.pop(key, []):
-            if spare.poll() is None:
-                waiting.append(spare)
-            else:  # its warm-up failed (the worker's log says why)
-                del self.keys[spare.pid]
-        proc = waiting.pop(0) if waiting else self._spawn(key)  # the oldest: warm the soonest
-        self.busy[proc.pid] = proc
-        running = sum(self.keys[pid] == key for pid in self.busy)
-        room = self.max_idle - len(waiting) - sum(len(v) for v in self.idle.values())
-        waiting += [self._spawn(key) for _ in range(min(running - len(waiting), room))]
-        self.idle[key] = waiting
+        spare = next((s for s in self.idle if s.key == key and s.poll_ready()), None)
+        running = sum(s.key == key for s in self.busy.values())
+        if spare is None:
+            self._top_up(key, running + 1)
+            return None
+        self.idle.remove(spare)
+        self.busy[spare.proc.pid] = spare
+        self._top_up(key, running + 1)
         try:
-            proc.stdin.write((json.dumps(request) + "\n").encode())
-            proc.stdin.close()
+            spare.proc.stdin.write((json.dumps(request) + "\n").encode())
+            spare.proc.stdin.close()
         except OSError:  # it died after the check above: the job's exit status says so
             pass
-        return proc.pid
+        return spare.proc.pid
 
     def reap(self, pid: int) -> int | None:
         """The exit status of the job in spare ``pid`` once it has ended, else None."""
-        code = self.busy[pid].poll()
+        code = self.busy[pid].proc.poll()
         if code is not None:
-            del self.busy[pid], self.keys[pid]
+            self.busy.pop(pid).close()
         return code
+
+    def release(self) -> None:
+        """In a forked child: let go of the spares' pipes (they see their worker's end)."""
+        for spare in [*self.idle, *self.busy.values()]:
+            spare.close()
+            if not spare.proc.stdin.closed:
+                spare.proc.stdin.close()
 
     def close(self) -> None:
         """End the idle spares (busy ones end with their jobs)."""
-        for procs in self.idle.values():
-            for proc in procs:
-                proc.kill()
-                proc.wait()
-                del self.keys[proc.pid]
+        for spare in self.idle:
+            spare.proc.kill()
+            spare.proc.wait()
+            spare.close()
         self.idle.clear()
 
 
@@ -137,9 +170,11 @@ def warm_cuda() -> str:
 
 
 def main() -> None:
-    """A spare: warm up, wait for one job on stdin, become it (exit when stdin closes)."""
+    """A spare: warm up, say so, wait for one job on stdin, become it (exit when stdin
+    closes first)."""
     from rlpipe.jobproc import become
 
+    ready_fd = int(os.environ.pop(ENV_READY_FD))
     started = time.monotonic()
     device = warm_cuda()
     print(
@@ -147,6 +182,8 @@ def main() -> None:
         file=sys.stderr,
         flush=True,
     )
+    os.write(ready_fd, b"ready\n")
+    os.close(ready_fd)
     line = sys.stdin.readline()
     if not line:
         return  # the worker is gone

@@ -241,11 +241,16 @@ def serve(path: Path, idle_s: float | None = None) -> None:
                         main = request["env"].get(ENV_MAIN, main)
                     if uses_cuda(request["env"]):
                         pid = spares.run(request)
+                        if pid is None:
+                            _reply(conn, {"refused": "no warm GPU process ready yet"})
+                            continue
+                        print(f"rlpipe worker: job {request['target']} in spare {pid}", flush=True)
                     else:
                         pid = os.fork()
                         if pid == 0:
                             for sock in [listener, conn, *children.values()]:
                                 sock.close()
+                            spares.release()
                             become(request)
                     with contextlib.suppress(OSError):
                         conn.sendall((json.dumps({"started": pid}) + "\n").encode())
