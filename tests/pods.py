@@ -5,11 +5,14 @@ The clone's ``.venv`` is the test virtualenv (a symlink), as on an image with th
 in: ``make install`` compares pyproject.toml's content with the venv's stamp, finds it up to
 date and only links the profiles into the pod's ``~/.config/snakemake``. A fresh clone gives
 every file a new mtime, which is what a real new pod sees. The clone is of HEAD, so these tests
-test committed code.
+test committed code: of the commit HEAD was at when this test process made its first pod, so a
+commit made while the tests run cannot change the code between one pod and the next (the new
+pod would rightly retrain everything whose code changed).
 """
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import os
@@ -17,7 +20,9 @@ import re
 import signal
 import subprocess
 import sys
+import threading
 import time
+from contextlib import contextmanager
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
@@ -25,6 +30,14 @@ POD_SETUP = "make install && . .venv/bin/activate"  # the README's pod set-up
 POD_COMMAND = "snakemake --profile runpod"  # the README's pod command
 JOB_LINE = re.compile(r"^\s*(?:local)?rule (\w+):\s*$")
 OUTPUT_LINE = re.compile(r"^\s*output: (.*)$")
+
+
+@functools.cache
+def commit() -> str:
+    """The commit every pod of this test process clones (module docstring)."""
+    return subprocess.run(
+        ["git", "rev-parse", "HEAD"], cwd=REPO, capture_output=True, text=True, check=True
+    ).stdout.strip()
 
 
 def sha256(path: Path) -> str:
@@ -45,8 +58,9 @@ class Pod:
         # The clone is of HEAD: its pyproject.toml must be the one the venv was installed
         # from, or the pod's `make install` would reinstall the shared venv from the clone.
         head = subprocess.run(
-            ["git", "show", "HEAD:pyproject.toml"], cwd=REPO, capture_output=True, check=True
-        ).stdout
+            ["git", "show", f"{commit()}:pyproject.toml"], cwd=REPO, capture_output=True,
+            check=True,
+        ).stdout  # fmt: skip
         want = hashlib.sha256(head).hexdigest()
         if not stamp.is_file() or stamp.read_text().strip() != want:
             raise AssertionError(
@@ -55,6 +69,7 @@ class Pod:
                 "reinstall it otherwise"
             )
         subprocess.run(["git", "clone", "-q", str(REPO), str(self.dir)], check=True)
+        subprocess.run(["git", "reset", "-q", "--hard", commit()], cwd=self.dir, check=True)
         (self.dir / ".venv").symlink_to(Path(sys.prefix))
         self.home.mkdir(parents=True, exist_ok=True)
 
@@ -201,3 +216,53 @@ def wait_until(condition, timeout_s: float = 300, proc: subprocess.Popen | None 
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out waiting for {what}")
         time.sleep(0.05)
+
+
+HEARTBEAT = re.compile(r'("heartbeat": )(\d+\.\d+)')
+
+
+class Heartbeat:
+    """What :func:`kept_alive` saw: ``taken_by``, a record that replaced the one it kept."""
+
+    taken_by: dict | None = None
+
+
+@contextmanager
+def kept_alive(record: Path, scratch: Path, every_s: float = 1.0):
+    """Keep a killed pod's shard owner record (a file in the served directory) live: its
+    heartbeat is set to now every ``every_s``, as the pod would while it ran, so a pod started
+    meanwhile sees a live owner however long its start took; on exit the record ages from
+    then. The record keeps its length (same decimals) and is replaced whole (``os.replace``
+    of a file written in ``scratch``, on the same filesystem), so no reader sees it torn.
+    Stops beating if another run's record replaced it (``Heartbeat.taken_by``)."""
+    original = json.loads(record.read_text())
+    state, stop = Heartbeat(), threading.Event()
+
+    def beat() -> bool:
+        try:
+            text = record.read_text()
+            current = json.loads(text)
+        except (OSError, ValueError) as exc:  # deleted, or torn: not the record it keeps
+            current = {"error": repr(exc)}
+        if current.get("run_id") != original["run_id"]:
+            state.taken_by = current
+            return False
+        old = HEARTBEAT.search(text)
+        decimals = len(old[2]) - old[2].index(".") - 1
+        tmp = Path(scratch) / f".{record.name}.heartbeat"
+        tmp.write_text(HEARTBEAT.sub(rf"\g<1>{time.time():.{decimals}f}", text, count=1))
+        os.replace(tmp, record)
+        return True
+
+    def run():
+        while not stop.wait(every_s) and beat():
+            pass
+
+    beat()  # live from the start
+    thread = threading.Thread(target=run, name="kept-alive", daemon=True)
+    thread.start()
+    try:
+        yield state
+    finally:
+        stop.set()
+        thread.join()

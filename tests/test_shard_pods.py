@@ -17,6 +17,7 @@ from pods import (
     checkpoints,
     durable_outputs,
     durable_segments,
+    kept_alive,
     kill_tree,
     recorded,
     started_jobs,
@@ -52,12 +53,16 @@ def summary(path: Path) -> pd.DataFrame:
     return pd.read_csv(path)[DETERMINISTIC].sort_values(["exp", "env"]).reset_index(drop=True)
 
 
-def test_three_pods_share_a_sweep_through_a_kill(make_pod, rclone_server):
+def test_three_pods_share_a_sweep_through_a_kill(make_pod, rclone_server, tmp_path):
     """Three shards at once; shard 2's pod is killed mid-segment. A pod without patience is
     refused (live owner); the summary from a fourth directory names the unfinished runs; the
     relaunched shard (a fresh clone) waits out the dead owner's heartbeat, takes over and
     retrains nothing durable. Then the summary from anywhere equals a single pod's, and the
-    final checkpoints are byte-identical."""
+    final checkpoints are byte-identical.
+
+    The dead owner's heartbeat age is set by the test, not by how long the steps before took:
+    its record is kept beating (pods.kept_alive) while the impatient pod runs and until the
+    relaunched pod reports that it waits, then left to expire."""
     reference = make_pod("reference", {"RLPIPE_REMOTE": "TESTREMOTE:single"})
     owners_file(reference, 60, 90)
     reference_run = reference.start(f"snakemake --profile runpod {SWEEP}")  # beside the shards
@@ -88,8 +93,10 @@ def test_three_pods_share_a_sweep_through_a_kill(make_pod, rclone_server):
 
     impatient = make_pod("impatient", env)
     owners_file(impatient, 60, 0)
-    proc = impatient.start(f"snakemake --profile runpod {SWEEP} --config shard=2/3")
-    rc, log = finish(impatient, proc)
+    with kept_alive(owner, tmp_path) as beating:  # the owner looks alive throughout
+        proc = impatient.start(f"snakemake --profile runpod {SWEEP} --config shard=2/3")
+        rc, log = finish(impatient, proc)
+    assert beating.taken_by is None, f"a live owner's shard was taken: {beating.taken_by}"
     assert rc != 0 and "shard 2/3 is owned by a live pod" in log, log[-3000:]
     assert not trained(log)
 
@@ -100,9 +107,15 @@ def test_three_pods_share_a_sweep_through_a_kill(make_pod, rclone_server):
     assert all(f"{n} (shard 2/3)" in log for n in mine), log[-3000:]
 
     relaunched = make_pod("shard2-relaunched", env)
-    owners_file(relaunched, 60, 90)
-    log = relaunched.run(f"snakemake --profile runpod {SWEEP} --config shard=2/3")
-    assert "waiting for its heartbeat to expire" in log
+    # A dead owner expires owner_timeout_s after its last beat; owner_wait_s is only a bound.
+    owners_file(relaunched, 15, 600)
+    with kept_alive(owner, tmp_path) as beating:  # alive until the relaunch has seen it so
+        proc = relaunched.start(f"snakemake --profile runpod {SWEEP} --config shard=2/3")
+        waits = "waiting for its heartbeat to expire"
+        wait_until(lambda: waits in relaunched.output(), 600, proc, "the relaunch to wait")
+    assert beating.taken_by is None, f"a live owner's shard was taken: {beating.taken_by}"
+    rc, log = finish(relaunched, proc)
+    assert rc == 0, log[-3000:]
     assert not trained(log) & durable_before, "durable segments trained again"
     assert not owner.exists(), "the owner record goes at exit"
     for i in (1, 3):
