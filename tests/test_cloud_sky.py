@@ -23,18 +23,27 @@ TASK = REPO / "cloud/sky/rlpipe.yaml"
 SECRET = "s3cr3t-value-never-printed"
 LOAD = """
 import json, sys, yaml, sky
-spec = json.load(sys.stdin)
-task = sky.Task.from_yaml_config(
-    yaml.safe_load(open(spec["task"])), [tuple(e) for e in spec["envs"]],
-    [tuple(s) for s in spec["secrets"]],
-)
-res = sorted(task.resources, key=str)
-print(json.dumps({
-    "envs": task.envs, "secrets": sorted(task.secrets), "setup": task.setup, "run": task.run,
-    "workdir": task.workdir, "spot": [r.use_spot for r in res],
-    "accelerators": [r.accelerators for r in res], "recovery": res[0].job_recovery,
-}))
+for spec in json.load(sys.stdin):  # one task per spec, one JSON line each (sky imports once)
+    task = sky.Task.from_yaml_config(
+        yaml.safe_load(open(spec["task"])), [tuple(e) for e in spec["envs"]],
+        [tuple(s) for s in spec["secrets"]],
+    )
+    res = sorted(task.resources, key=str)
+    print(json.dumps({
+        "envs": task.envs, "secrets": sorted(task.secrets), "setup": task.setup,
+        "run": task.run, "workdir": task.workdir, "spot": [r.use_spot for r in res],
+        "accelerators": [r.accelerators for r in res], "recovery": res[0].job_recovery,
+    }))
 """
+
+
+def sky_load(python: str, specs: list[dict]) -> tuple[subprocess.CompletedProcess, list[dict]]:
+    """SkyPilot's own loader on each spec (task file, --env and --secret pairs), in one
+    process: the tasks it loaded, in order, and the process (its stderr if it refused one)."""
+    proc = subprocess.run([python, "-c", LOAD], input=json.dumps(specs), capture_output=True,
+                          text=True)  # fmt: skip
+    tasks = [json.loads(ln) for ln in proc.stdout.splitlines() if ln.startswith("{")]
+    return proc, tasks
 
 
 def skypilot_pin() -> str:
@@ -52,9 +61,10 @@ def sky_python(tmp_path_factory) -> str:
     python = root / "bin" / "python"
     if not (root / ".installed").is_file():
         venv.create(root, with_pip=True, clear=True)
-        proc = subprocess.run(
-            [str(python), "-m", "pip", "install", "-q", pin], capture_output=True, text=True
-        )
+        proc = subprocess.run(  # no byte-compiling of every file: imports compile what they use
+            [str(python), "-m", "pip", "install", "-q", "--no-compile", pin],
+            capture_output=True, text=True,
+        )  # fmt: skip
         if proc.returncode:
             pytest.skip(f"{pin} cannot be installed here: {proc.stderr.strip()[-500:]}")
         (root / ".installed").write_text(pin)
@@ -104,16 +114,15 @@ def test_launch_runs_one_managed_job_per_shard_and_skypilot_loads_each(sky_pytho
     assert proc.returncode == 0, proc.stderr
     assert SECRET not in proc.stdout + proc.stderr and SECRET not in json.dumps(calls)
     assert len(calls) == 3
+    specs = []
     for i, argv in enumerate(calls, start=1):
         assert argv[:3] == ["jobs", "launch", "cloud/sky/rlpipe.yaml"]
         assert argv[argv.index("-n") + 1] == f"rlpipe-shard-{i}-of-3"
         envs, secrets = overrides(argv, environ)
-        spec = {"task": str(TASK), "envs": envs, "secrets": secrets}
-        loaded = subprocess.run(
-            [sky_python, "-c", LOAD], input=json.dumps(spec), capture_output=True, text=True
-        )
-        assert loaded.returncode == 0, loaded.stderr[-3000:]
-        task = json.loads(loaded.stdout.strip().splitlines()[-1])
+        specs.append({"task": str(TASK), "envs": envs, "secrets": secrets})
+    loaded, tasks = sky_load(sky_python, specs)
+    assert loaded.returncode == 0 and len(tasks) == 3, loaded.stderr[-3000:]
+    for i, task in enumerate(tasks, start=1):
         assert task["envs"]["RLPIPE_SHARD"] == f"{i}/3"
         assert task["envs"]["RLPIPE_REMOTE"] == "b2:my-bucket/sweep"
         assert task["envs"]["RLPIPE_CONFIG"] == "config/atari10.yaml"
@@ -127,11 +136,8 @@ def test_launch_runs_one_managed_job_per_shard_and_skypilot_loads_each(sky_pytho
 
 def test_the_task_needs_its_remote(sky_python):
     """RLPIPE_REMOTE is required: SkyPilot refuses the task without it, naming it."""
-    spec = {"task": str(TASK), "envs": [], "secrets": []}
-    loaded = subprocess.run(
-        [sky_python, "-c", LOAD], input=json.dumps(spec), capture_output=True, text=True
-    )
-    assert loaded.returncode != 0 and "RLPIPE_REMOTE" in loaded.stderr
+    loaded, tasks = sky_load(sky_python, [{"task": str(TASK), "envs": [], "secrets": []}])
+    assert loaded.returncode != 0 and "RLPIPE_REMOTE" in loaded.stderr and not tasks
 
 
 def test_launch_without_a_remote_is_one_clear_line(tmp_path):

@@ -179,10 +179,11 @@ def test_scancel_of_a_running_job_is_retried_and_the_run_finishes(slurm_cluster,
     running job forever; the profile's squeue status sees it, and Snakemake retries."""
     from pipeline import Workdir
 
-    work = Workdir(tmp_path / "work", _cp_config(seeds=(1,)))
+    work = Workdir(tmp_path / "work", _cp_config(seeds=(1,), segments=1, every=8192))
+    # The profile's squeue status, polled every 2 s rather than 10 (snakemake_args).
     proc = subprocess.Popen(
-        work.command(*SLURM_PROFILE), env=slurm_cluster.env, stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT, text=True, start_new_session=True,
+        work.command(*SLURM_PROFILE, *slurm_cluster.snakemake_args), env=slurm_cluster.env,
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True,
     )  # fmt: skip
     try:
         _wait(lambda: _running(slurm_cluster, work.path), proc, "a running job")
@@ -203,25 +204,28 @@ def test_scancel_of_a_running_job_is_retried_and_the_run_finishes(slurm_cluster,
 def test_rerun_after_a_killed_snakemake_cancels_its_orphans_first(slurm_cluster, tmp_path):
     """SIGKILL of Snakemake leaves its sbatch jobs running; the rerun finds them by their
     working directory, cancels them with a message, and only then submits: one writer per
-    segment, and the bytes of an uninterrupted run."""
+    segment, and the bytes of an uninterrupted run. (Killed in the last of two segments: the
+    orphan still has that segment and the evaluations to run.)"""
     from pipeline import Workdir, live_telemetry
 
-    config = _cp_config(seeds=(1,), segments=3)
+    every = 8192
+    config = _cp_config(seeds=(1,), segments=2, every=every)
     reference = Workdir(tmp_path / "reference", config)
     reference.run()  # locally, uninterrupted
     work = Workdir(tmp_path / "work", config)
+    status = slurm_cluster.snakemake_args  # squeue polled every 2 s rather than 10
     proc = subprocess.Popen(
-        work.command(*SLURM_PROFILE), env=slurm_cluster.env, stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL, start_new_session=True,
+        work.command(*SLURM_PROFILE, *status), env=slurm_cluster.env,
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
     )  # fmt: skip
     run_dir = work.path / "runs/cp/CartPole-v1/seed1"
-    _wait(lambda: live_telemetry(run_dir, 32768), proc, "segment 2 to train on the cluster")
+    _wait(lambda: live_telemetry(run_dir, 2 * every), proc, "segment 2 to train on the cluster")
     os.kill(proc.pid, signal.SIGKILL)  # Snakemake only: its sbatch job goes on
     proc.wait()
     orphans = _running(slurm_cluster, work.path)
     assert orphans, "the killed run left no running job: the test proves nothing"
 
-    done = work.run(*SLURM_PROFILE, env={"SLURM_CONF": slurm_cluster.env["SLURM_CONF"]})
+    done = work.run(*SLURM_PROFILE, *status, env={"SLURM_CONF": slurm_cluster.env["SLURM_CONF"]})
     out = done.stdout + done.stderr
     assert "cancelling them before resubmitting" in out and orphans[0] in out
     assert all(_jobs(slurm_cluster, work.path)[j][0] == "CANCELLED" for j in orphans)
