@@ -244,13 +244,20 @@ def stage_runpod(gpu: bool, limit: float, tmp: Path, reference: dict) -> dict:
     pod_a = fresh_copy(tmp / "podA", cfg)
     half = segments(cfg) // 2
 
-    def enough_durable() -> bool:  # kill once half of the segments are on the remote
+    def enough_durable() -> bool:  # kill once half of the segments' telemetry is uploaded
         return len(list(remote.glob(TELEMETRY))) >= half
 
     a = run(cmd, pod_a, limit, env=env, log=tmp / "podA.log", kill_when=enough_durable)
-    # A segment is durable once its telemetry is on the remote (retention may have pruned its
-    # checkpoint since: a later one of the run is there then).
-    durable = {str(p.relative_to(remote)) for p in remote.glob(TELEMETRY)}
+    # A segment is durable once its telemetry's provenance record is on the remote: records go
+    # up after their outputs, verified (rlpipe.durable). Retention may have pruned its
+    # checkpoint since: a later one of the run is there then.
+    from rlpipe.smk.metadata import record_rel
+
+    durable = {
+        rel
+        for rel in (str(p.relative_to(remote)) for p in remote.glob(TELEMETRY))
+        if (remote / record_rel(rel)).exists()
+    }
     pod_b = fresh_copy(tmp / "podB", cfg)
     b = run(cmd, pod_b, limit, env=env, log=tmp / "podB.log")
     log_b = Path(b["log"]).read_text()
