@@ -109,10 +109,11 @@ def demo_config() -> dict:
 
 def test_new_pods_resume_the_demo_through_kills(make_pod, tmp_path, rclone_server):
     """Chaos: the demo (at test size) under `snakemake --profile runpod`, its whole process
-    tree killed (SIGKILL) five times at random moments of each kind: mid-upload, mid-restore,
+    tree killed (SIGKILL) four times at random moments of each kind: mid-upload,
     mid-evaluation, mid-behaviour-cloning and mid-segment of the PPO run that starts from the
     cloned policy (the replay -> BC -> PPO chain). Every time the pod's disk is deleted and a
-    new pod (a fresh clone) resumes. The result equals an uninterrupted run without the
+    new pod (a fresh clone) resumes (so a kill mid-restore, which writes only to that disk, is
+    no kind of its own). The result equals an uninterrupted run without the
     profile, no segment trains again once durable, and then a new pod has nothing to do.
     Finally a config change under the profile's keep_last: 2 reruns only the changed
     experiment, and its results come from the new config."""
@@ -126,15 +127,16 @@ def test_new_pods_resume_the_demo_through_kills(make_pod, tmp_path, rclone_serve
         return pod
 
     reference = make_pod("reference")
-    # The README's first command, no profile; beside the pods (it is compared at the end).
-    reference_run = reference.start("make run", label="make-run")
+    # The README's first command, no profile; beside the pods (it is compared at the end),
+    # niced: it fills the CPU the pods leave idle (starting, listing, uploading) and does not
+    # slow them; its bytes are the same at any priority.
+    reference_run = reference.start("nice -n 19 make run", label="make-run")
 
     rng = random.Random(15)
     kills = [  # what; trigger on the pod's process group; new durable outputs it needs first;
         # the random delay before SIGKILL
         ("mid-upload", lambda p, pod: running(p, f" copy {pod.dir} TESTREMOTE:state "), 6, 0),
-        ("mid-restore", lambda p, pod: running(p, "--dry-run", "--workflow-profile none"), 0, 0),
-        ("mid-evaluation", lambda p, pod: running(p, "evaluate.py"), 2, 1.0),
+        ("mid-evaluation", lambda p, pod: running(p, "evaluate.py"), 0, 1.0),
         (
             "mid-bc",
             lambda p, pod: any(pod.dir.glob("runs/bc-cartpole/*/*/telemetry/*.live")),
@@ -201,7 +203,9 @@ def test_new_pods_resume_the_demo_through_kills(make_pod, tmp_path, rclone_serve
     pong_evals = sorted(
         str(p.relative_to(reference.dir)) for p in reference.dir.glob("runs/ppo-pong/*/*/eval/*")
     )
-    pong_reference = reference.start(f"snakemake {' '.join(pong_evals)}", label="pong-reference")
+    pong_reference = reference.start(
+        f"nice -n 19 snakemake {' '.join(pong_evals)}", label="pong-reference"
+    )
     log = changed.run()
     assert pong_reference.wait(timeout=900) == 0, reference.output()[-3000:]
     assert {o.split("/")[1] for o in trained(log)} == {"ppo-pong"}, "only that experiment"
