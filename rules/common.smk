@@ -130,7 +130,7 @@ def shard_assignment():
         durable.ensure_configured(DURABLE.remote, "durable state (durable.remote)")
         remote = RcloneRemote(DURABLE.remote, retries=DURABLE.upload_retries)
         try:
-            text = remote.cat(shards.ASSIGNMENT_REL)
+            text = shards.read_replaced(remote, shards.ASSIGNMENT_REL)
             stored = shards.Assignment.from_json(
                 text, remote.path(shards.ASSIGNMENT_REL)
             )

@@ -94,7 +94,8 @@ elif DURABLE is not None and MAIN_RUN:
     if SHARD is None and shards.ASSIGNMENT_REL in MIRROR.state:
         try:
             SWEEP_SHARDS = shards.Assignment.from_json(
-                MIRROR.remote.cat(shards.ASSIGNMENT_REL), shards.ASSIGNMENT_REL
+                shards.read_replaced(MIRROR.remote, shards.ASSIGNMENT_REL),
+                shards.ASSIGNMENT_REL,
             )
         except (ConfigError, RemoteError) as err:
             raise WorkflowError(f"shards: {err}") from None

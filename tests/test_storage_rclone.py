@@ -183,3 +183,38 @@ def test_a_replaced_file_is_never_seen_in_part(rclone_server, tmp_path):
     assert json.loads(served.read_text())["version"] == 3
     assert not [v for v in seen if isinstance(v, str)], sorted(set(map(str, seen)))
     assert sorted(p.name for p in served.parent.iterdir()) == ["shards.json"]
+
+
+def test_a_replaced_file_read_through_rclone_is_always_whole(rclone_server, tmp_path):
+    """Read back through rclone itself (as pods read the shard assignment) while another client
+    replaces the file: every read gives a whole version, never nothing."""
+    import json
+    import threading
+
+    from rlpipe.shards import read_replaced
+
+    served = rclone_server.root / "state" / "shards.json"
+    served.parent.mkdir(parents=True)
+    served.write_text(json.dumps({"version": 0}))
+    writer, reader_client = client("state"), client("state")
+    seen, done = [], threading.Event()
+
+    def read():
+        while not done.is_set():
+            try:
+                seen.append(json.loads(read_replaced(reader_client, "shards.json"))["version"])
+            except (ValueError, RemoteError) as exc:
+                seen.append(f"{type(exc).__name__}: {exc}")
+
+    reader = threading.Thread(target=read)
+    reader.start()
+    try:
+        for version in range(1, 9):
+            local = tmp_path / f"v{version}.json"
+            local.write_text(json.dumps({"version": version, "pad": "x" * 100_000}))
+            writer.replace_file(local, "shards.json")
+    finally:
+        done.set()
+        reader.join()
+    assert not [v for v in seen if isinstance(v, str)], [v for v in seen if isinstance(v, str)]
+    assert len(seen) >= 2 and seen == sorted(seen) and seen[-1] <= 8

@@ -48,7 +48,7 @@ def sharded_sweep(client) -> shards.Assignment | None:
     from rlpipe.storage.rclone import RemoteError, RemoteNotFound
 
     try:
-        text = client.cat(shards.ASSIGNMENT_REL)
+        text = shards.read_replaced(client, shards.ASSIGNMENT_REL)
     except RemoteNotFound:
         return None
     except RemoteError as err:

@@ -188,6 +188,30 @@ def plan_assignment(
     return Assignment(count, {**(stored.runs if stored else {}), **placed})
 
 
+def read_replaced(remote, rel: str, attempts: int = 4, pause_s: float = 0.1) -> str:
+    """The text of a file that pods replace while others read it (the assignment, owner
+    records; never empty when written): read again while it reads as missing or empty.
+
+    ``replace_file`` moves a whole new file over the old one, but a server may delete the old
+    one first (rclone's WebDAV server does): for a moment there is no file, and ``rclone cat``
+    then either finds none or prints nothing and succeeds. After ``attempts`` reads 0.1 s
+    apart, a missing file is RemoteNotFound and an empty one is returned as it is."""
+    from rlpipe.storage.rclone import RemoteNotFound
+
+    for attempt in range(attempts):
+        if attempt:
+            time.sleep(pause_s)
+        try:
+            text = remote.cat(rel)
+        except RemoteNotFound:
+            if attempt == attempts - 1:
+                raise
+            continue
+        if text:
+            break
+    return text
+
+
 # --- owner records --------------------------------------------------------------------------
 
 
@@ -228,7 +252,7 @@ class Owner:
         from rlpipe.storage.rclone import RemoteNotFound
 
         try:
-            return json.loads(self.remote.cat(self.rel))
+            return json.loads(read_replaced(self.remote, self.rel))
         except RemoteNotFound:
             return None
         except ValueError:
@@ -321,7 +345,7 @@ def read_owners(remote, count: int) -> dict[int, dict]:
     out = {}
     for i in range(1, count + 1):
         try:
-            out[i] = json.loads(remote.cat(OWNER_REL.format(index=i, count=count)))
+            out[i] = json.loads(read_replaced(remote, OWNER_REL.format(index=i, count=count)))
         except (RemoteNotFound, ValueError):
             continue
     return out
