@@ -116,7 +116,7 @@ def test_a_killed_job_takes_its_worker_child_with_it(tmp_path):
         and cmd.split()[0].endswith(("python", "python3"))
     ]
     os.kill(job, signal.SIGKILL)
-    deadline = time.monotonic() + 2
+    deadline = time.monotonic() + 30  # it polls its job twice a second; slow CPUs lag
     while child in _processes():
         assert time.monotonic() < deadline, "the worker's child outlived its job"
         time.sleep(0.02)
