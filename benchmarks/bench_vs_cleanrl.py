@@ -11,7 +11,9 @@ from outside the file. Both sides: Pong-v5, CleanRL's Atari hyper-parameters, th
 env-step budget, the same threads (torch's and EnvPool's), OMP_WAIT_POLICY=PASSIVE, CPU.
 Throughput is each program's own figure (env steps / seconds since its environments were
 made); learning is the mean episodic return of the episodes finished in the second half of
-the budget, per seed.
+the budget, per seed. rlpipe runs twice: with `env_pools: 1` (the default: CleanRL's
+synchronous loop, the same bytes as before the lever existed) and with `env_pools: 2` (one half
+of the environments steps while the policy acts for the other; issue 25).
 """
 
 from __future__ import annotations
@@ -101,10 +103,11 @@ def run_cleanrl(python: Path, script: Path, steps: int, seed: int, threads: int)
     return {"sps": sps[-1], "late_return": _late_mean(episodes, steps)}
 
 
-def run_rlpipe(steps: int, seed: int, threads: int) -> dict:
+def run_rlpipe(steps: int, seed: int, threads: int, env_pools: int) -> dict:
     env = {**thread_env(threads), "PYTHONPATH": str(REPO / "src")}
     args = [sys.executable, "-c", RLPIPE_RUN, str(steps), str(seed), str(threads)]
-    out = subprocess.run([*args, json.dumps(HPARAMS)], env=env, capture_output=True, text=True)
+    hp = json.dumps({**HPARAMS, "env_pools": env_pools})
+    out = subprocess.run([*args, hp], env=env, capture_output=True, text=True)
     if out.returncode:
         raise SystemExit(out.stderr[-3000:])
     result = json.loads(out.stdout.splitlines()[-1])
@@ -133,30 +136,33 @@ def main() -> None:
         raise SystemExit("pass --cleanrl PATH (a CleanRL checkout) or set RLPIPE_CLEANRL")
     script, commit = reference_script(args.cleanrl)
     python = ensure_venv()
+    impls = {
+        "cleanrl": lambda s, t: run_cleanrl(python, script, args.steps, s, t),
+        "rlpipe": lambda s, t: run_rlpipe(args.steps, s, t, env_pools=1),
+        "rlpipe-pools2": lambda s, t: run_rlpipe(args.steps, s, t, env_pools=2),
+    }
     rows = []
     for threads in args.threads:
         for seed in args.seeds:
-            for impl, fn in (
-                (
-                    "cleanrl",
-                    lambda s=seed, t=threads: run_cleanrl(python, script, args.steps, s, t),
-                ),
-                ("rlpipe", lambda s=seed, t=threads: run_rlpipe(args.steps, s, t)),
-            ):
-                rows.append({"impl": impl, "threads": threads, "seed": seed, **fn()})
+            for impl, fn in impls.items():  # in turns: the VM's drift hits all alike
+                rows.append({"impl": impl, "threads": threads, "seed": seed, **fn(seed, threads)})
                 print(json.dumps(rows[-1]), flush=True)
-    table = ["| threads | CleanRL SPS | rlpipe SPS | ratio | late return CleanRL | rlpipe |"]
-    table.append("|---|---|---|---|---|---|")
+    table = [
+        "| threads | CleanRL SPS | rlpipe SPS (env_pools 1, default) | ratio | rlpipe SPS "
+        "(env_pools 2) | ratio | late return CleanRL | rlpipe | rlpipe env_pools 2 |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
     summary = {}
     for threads in args.threads:
-        mine = {i: [r for r in rows if r["impl"] == i and r["threads"] == threads] for i in
-                ("cleanrl", "rlpipe")}  # fmt: skip
+        mine = {i: [r for r in rows if r["impl"] == i and r["threads"] == threads] for i in impls}
         sps = {i: statistics.median(r["sps"] for r in mine[i]) for i in mine}
         ret = {i: [r["late_return"] for r in mine[i]] for i in mine}
-        summary[threads] = {"sps": sps, "ratio": sps["rlpipe"] / sps["cleanrl"], "returns": ret}
+        ratio = {i: sps[i] / sps["cleanrl"] for i in ("rlpipe", "rlpipe-pools2")}
+        summary[threads] = {"sps": sps, "ratio": ratio["rlpipe"], "ratios": ratio, "returns": ret}
         table.append(
             f"| {threads} | {sps['cleanrl']:.0f} | {sps['rlpipe']:.0f} | "
-            f"{sps['rlpipe'] / sps['cleanrl']:.2f}x | {ret['cleanrl']} | {ret['rlpipe']} |"
+            f"{ratio['rlpipe']:.2f}x | {sps['rlpipe-pools2']:.0f} | {ratio['rlpipe-pools2']:.2f}x"
+            f" | {ret['cleanrl']} | {ret['rlpipe']} | {ret['rlpipe-pools2']} |"
         )
     result = {"cleanrl_commit": commit, "steps": args.steps, "rows": rows, "summary": summary}
     (OUT / "cleanrl.json").write_text(json.dumps(result, indent=2))

@@ -9,9 +9,11 @@ Stages (a stage that hangs is killed at its limit and fails):
   runpod     the same sweep with `--profile runpod` against a `:local:` remote: pod A is
              killed (SIGKILL, whole process tree) mid-sweep, pod B (another fresh copy)
              resumes it; B retrains no finished segment and ends with pipeline's bytes
-  throughput rlpipe PPO against CleanRL's ppo_atari_envpool.py (CUDA, Pong, CleanRL's
-             hyper-parameters) at 1, 3 and 6 jobs per GPU: aggregate env steps/s, peak GPU
-             memory per job (nvidia-smi)
+  throughput rlpipe PPO (as by default, env_pools 1, and with env_pools 2: half the
+             environments step while the policy acts for the other half) against CleanRL's
+             ppo_atari_envpool.py (CUDA, Pong, CleanRL's hyper-parameters) at 1, 3 and 6 jobs
+             per GPU: aggregate env steps/s, peak GPU memory per job (nvidia-smi); on an H200
+             also issue 25's figures from 1a5103f
 
 Without a GPU the stages run on the CPU at a small size (CartPole, a slot that stands for a
 GPU) and throughput is skipped: what it proves there is the job path, not the GPU. Writes
@@ -330,6 +332,15 @@ class GpuMemory:
         self._thread.join()
 
 
+# rlpipe as it runs by default (env_pools 1: CleanRL's synchronous loop), rlpipe with the
+# environments in two pools stepped in turns (issue 25), CleanRL
+IMPLS = ("rlpipe", "rlpipe-pools2", "cleanrl")
+# Issue 25's figures (one NVIDIA H200, 16 cores, rlpipe at 1a5103f, 2 threads per job, 40,960
+# steps per job): rlpipe's total env steps/s at 1, 3 and 6 jobs per GPU, shown beside a new run
+# on that GPU model. CleanRL alone there: 1,676.
+BEFORE = {"gpu": "H200", "commit": "1a5103f", "rlpipe_total": {1: 1585, 3: 3018, 6: 4317}}
+
+
 def stage_throughput(limit: float, tmp: Path, cleanrl: Path | None, steps: int) -> dict:
     sys.path.insert(0, str(REPO / "benchmarks"))
     from bench_vs_cleanrl import HPARAMS
@@ -347,13 +358,14 @@ def stage_throughput(limit: float, tmp: Path, cleanrl: Path | None, steps: int) 
         clean_env.update(PYTHONPATH=f"{SHIM}:{site}", BENCH_ENVPOOL_THREADS=str(threads))
     rows = []
     deadline = time.monotonic() + limit
-    for impl in ("rlpipe", "cleanrl"):
+    for impl in IMPLS:
         if impl == "cleanrl" and cleanrl is None:
             continue
         for jobs in (1, 3, 6):
-            if impl == "rlpipe":
+            if impl != "cleanrl":
+                hp = {**HPARAMS, "env_pools": 2 if impl == "rlpipe-pools2" else 1}
                 args = [sys.executable, "-c", RLPIPE_RUN, str(steps), "1", str(threads),
-                        json.dumps(HPARAMS)]  # fmt: skip
+                        json.dumps(hp)]  # fmt: skip
                 penv, pattern = env, r"RLPIPE_SPS ([\d.]+)"
             else:
                 args = [sys.executable, str(cleanrl / "ppo_atari_envpool.py"), "--env-id",
@@ -442,12 +454,17 @@ def markdown(result: dict) -> str:
     if tp.get("rows"):
         lines += ["", f"Pong-v5, CleanRL's Atari hyper-parameters, {tp['steps_per_job']} steps "
                   f"per job, {tp['threads_per_job']} threads per job, env steps/s:", "",
-                  "| jobs per GPU | rlpipe total | rlpipe each | CleanRL total | CleanRL each |"
-                  " rlpipe GPU MiB/job | CleanRL GPU MiB/job |",
-                  "|---|---|---|---|---|---|---|"]  # fmt: skip
+                  "| jobs per GPU | rlpipe total (env_pools 1, default) | each | rlpipe total "
+                  "(env_pools 2) | each | CleanRL total | each | GPU MiB/job: rlpipe | "
+                  "env_pools 2 | CleanRL |",
+                  "|---|---|---|---|---|---|---|---|---|---|"]  # fmt: skip
+        before = BEFORE["gpu"] in m.get("gpu", "")
+        if before:
+            lines[-2] += f" rlpipe total at {BEFORE['commit']} on an {BEFORE['gpu']} (issue 25) |"
+            lines[-1] += "---|"
         for jobs in (1, 3, 6):
             cells = []
-            for impl in ("rlpipe", "cleanrl"):
+            for impl in IMPLS:
                 row = next((r for r in tp["rows"] if r["impl"] == impl and r["jobs"] == jobs), None)
                 if row is None or not row["sps_total"]:
                     cells.append(("-", "-", "-"))
@@ -456,8 +473,10 @@ def markdown(result: dict) -> str:
                 mem = [m for m in row["gpu_mem_mib_each"] if m]
                 cells.append((f"{row['sps_total']:.0f}", f"{each:.0f}",
                                f"{statistics.mean(mem):.0f}" if mem else "-"))  # fmt: skip
-            lines.append(f"| {jobs} | {cells[0][0]} | {cells[0][1]} | {cells[1][0]} | "
-                         f"{cells[1][1]} | {cells[0][2]} | {cells[1][2]} |")  # fmt: skip
+            sps = " | ".join(f"{total} | {each}" for total, each, _ in cells)
+            mem = " | ".join(mib for _, _, mib in cells)
+            old = f" {BEFORE['rlpipe_total'][jobs]} |" if before else ""
+            lines.append(f"| {jobs} | {sps} | {mem} |{old}")
     return "\n".join(lines) + "\n"
 
 
@@ -473,12 +492,12 @@ def main() -> int:
     parser.add_argument("--stages", nargs="+",
                         default=["tests", "pipeline", "runpod", "throughput"])  # fmt: skip
     parser.add_argument("--cleanrl", type=Path, default=os.environ.get("RLPIPE_CLEANRL_DIR"))
-    parser.add_argument("--steps", type=int, default=20480, help="throughput: steps per job")
+    parser.add_argument("--steps", type=int, default=12288, help="throughput: steps per job")
     parser.add_argument("--keep", action="store_true", help="keep the work directories")
     parser.add_argument("--no-cold", action="store_true", help="pipeline: skip the cold run")
     args = parser.parse_args()
     gpu = has_cuda()
-    limits = {"tests": 150, "pipeline": 200, "runpod": 200, "throughput": 240}
+    limits = {"tests": 150, "pipeline": 200, "runpod": 200, "throughput": 300}
     tmp = Path(tempfile.mkdtemp(prefix="rlpipe-gpu-check-"))
     result = {"machine": machine(), "gpu": gpu, "stages": {}}
     print(json.dumps(result["machine"]), flush=True)

@@ -76,6 +76,7 @@ CORPUS = [
         cp_hp(num_minibatches=3),
         ["experiments.cp.hparams.num_minibatches"],
     ),
+    ("ppo-env-pools-indivisible", cp_hp(env_pools=3), ["experiments.cp.hparams.env_pools"]),
     ("segment-not-whole-updates", cp(checkpoint_every=500), ["experiments.cp.checkpoint_every"]),
     ("budget-not-whole-updates", cp(total_steps=1500), ["experiments.cp.total_steps"]),
     ("segment-beyond-budget", cp(checkpoint_every=2048), ["experiments.cp.checkpoint_every"]),

@@ -130,6 +130,12 @@ class _Checker:
                 f"{hp['num_minibatches']} does not divide the batch of num_envs x num_steps = "
                 f"{batch} env steps; expected a divisor of {batch} (e.g. {divisors[-4:]})",
             )
+        if usable("num_envs", "env_pools") and hp["num_envs"] % hp["env_pools"]:
+            self.add(
+                f"{hp_path}.env_pools",
+                f"{hp['env_pools']} does not divide num_envs {hp['num_envs']}; expected a "
+                f"divisor of {hp['num_envs']} (1 steps all environments at once)",
+            )
         anneal = hp["lr_anneal_steps"]
         if usable("anneal_lr", "lr_anneal_steps") and hp["anneal_lr"] and anneal and totals:
             total_path, total = max(totals.items(), key=lambda item: item[1])

@@ -43,6 +43,17 @@ def make_vec_env(
     )
 
 
+def make_env_pools(env_id: str, num_envs: int, pools: int, seed: int, num_threads: int = 1) -> list:
+    """``num_envs`` environments as ``pools`` synchronous EnvPools of ``num_envs // pools``.
+
+    EnvPool seeds environment *i* of a pool with ``seed + i``, so pool *k* is seeded
+    ``seed + k * num_envs // pools``: together they step the games one pool of ``num_envs``
+    would. Separate pools can step in turns: one steps while the policy acts for another.
+    """
+    size = num_envs // pools
+    return [make_vec_env(env_id, size, seed + k * size, num_threads) for k in range(pools)]
+
+
 class EpisodeTracker:
     """Track real (whole-game) episode returns across EnvPool's autoreset and lost lives."""
 

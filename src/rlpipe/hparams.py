@@ -73,6 +73,13 @@ class PPOParams:
 
     num_envs: int = param(8, "parallel EnvPool environments", COUNT)
     num_steps: int = param(128, "rollout length per environment", COUNT)
+    env_pools: int = param(
+        1,
+        "EnvPools the environments are split into, stepped in turns: while one pool steps, "
+        "the policy acts for the next (1: all step at once, as CleanRL; 2 is faster only "
+        "where a core is free while the network runs, docs/benchmarks.md); divides num_envs",
+        COUNT,
+    )
     learning_rate: float = param(2.5e-4, "Adam step size", POSITIVE)
     anneal_lr: bool = param(
         True, "linear decay of the learning rate to 0 at lr_anneal_steps", BOOLEAN

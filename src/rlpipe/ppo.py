@@ -3,6 +3,10 @@
 Follows CleanRL's ppo.py / ppo_atari_envpool.py: GAE, advantage normalisation, clipped
 policy and value losses, entropy bonus, linear LR annealing, global grad-norm clipping.
 EnvPool autoresets on the step after a done; that junk transition is masked out of the loss.
+The environments may be split into ``env_pools`` EnvPools stepped in turns (send/recv): while
+one pool's emulators step, the policy acts for the next pool (docs/benchmarks.md, issue 25).
+Each pool is synchronous and seeded apart, so the run is deterministic; with 1 pool (the
+default) it is CleanRL's loop, byte for byte the same as before pools existed.
 """
 
 from __future__ import annotations
@@ -16,7 +20,7 @@ from torch import nn, optim
 from rlpipe import checkpoint
 from rlpipe.agents import ActorCritic
 from rlpipe.device import torch_device
-from rlpipe.envs import EpisodeTracker, is_image_env, make_vec_env
+from rlpipe.envs import EpisodeTracker, is_image_env, make_env_pools
 from rlpipe.gpu_slots import placement
 from rlpipe.seeding import derive_seed
 from rlpipe.segment import Segment
@@ -51,9 +55,16 @@ def train_segment(
     minibatch_size = batch_size // hp["num_minibatches"]
     num_updates = (segment.end_step - segment.start_step) // batch_size
 
-    envs = make_vec_env(
-        segment.env_id, num_envs, derive_seed(segment.seed, segment.start_step), threads
+    # The environments as `env_pools` pools of `pool_size`, stepped in turns: pool k steps
+    # while the policy acts for pool k + 1 (with 1 pool, CleanRL's synchronous loop).
+    pools = make_env_pools(
+        segment.env_id,
+        num_envs,
+        hp["env_pools"],
+        derive_seed(segment.seed, segment.start_step),
+        threads,
     )
+    pool_size = num_envs // len(pools)
     prev = checkpoint.load(prev_ckpt, expect_algo="ppo") if prev_ckpt else None
     if prev is not None and prev["global_step"] != segment.start_step:
         raise ValueError(
@@ -62,7 +73,7 @@ def train_segment(
         )
     torch.manual_seed(derive_seed(segment.seed, 0))  # before building: initial weights
     np.random.seed(derive_seed(segment.seed, 1))
-    agent = build_agent(segment.env_id, envs)
+    agent = build_agent(segment.env_id, pools[0])
     if prev is not None:
         agent.load_state_dict(prev["model"])
     elif warm_start:
@@ -80,7 +91,7 @@ def train_segment(
     segment_episodes = 0
 
     # Rollout storage: (num_steps, num_envs, ...)
-    obs_shape = envs.observation_space.shape
+    obs_shape = pools[0].observation_space.shape
     obs_buf = _obs_buffer(agent, (num_steps, num_envs), obs_shape, device)
     actions = torch.zeros((num_steps, num_envs), dtype=torch.long, device=device)
     logprobs = torch.zeros((num_steps, num_envs), device=device)
@@ -88,10 +99,19 @@ def train_segment(
     dones = torch.zeros((num_steps, num_envs), device=device)
     values = torch.zeros((num_steps, num_envs), device=device)
 
-    tracker = EpisodeTracker(num_envs)
-    next_obs_np, _ = envs.reset()
-    next_obs = torch.as_tensor(next_obs_np, device=device)
-    next_done = torch.zeros(num_envs, device=device)
+    trackers = [EpisodeTracker(pool_size) for _ in pools]
+    next_obs = [torch.as_tensor(pool.reset()[0], device=device) for pool in pools]
+    next_done = [torch.zeros(pool_size, device=device) for _ in pools]
+
+    def receive(k: int, step: int) -> list:
+        """Pool k's step result for its actions of rollout step ``step``; episodes ended."""
+        obs_np, reward, term, trunc, info = pools[k].recv()
+        envs_k = slice(k * pool_size, (k + 1) * pool_size)
+        rewards[step, envs_k] = torch.as_tensor(reward, device=device, dtype=torch.float32)
+        next_obs[k] = torch.as_tensor(obs_np, device=device)
+        next_done[k] = torch.as_tensor(term | trunc, device=device, dtype=torch.float32)
+        return trackers[k].update(info, reward, term, trunc)
+
     global_step = segment.start_step
     t0 = time.time()
 
@@ -107,22 +127,26 @@ def train_segment(
             finished = []
             for step in range(num_steps):
                 global_step += num_envs
-                obs_buf[step] = next_obs
-                dones[step] = next_done
-                with torch.no_grad():
-                    action, logprob, _, value = agent.get_action_and_value(next_obs)
-                values[step] = value
-                actions[step] = action
-                logprobs[step] = logprob
-                next_obs_np, reward, term, trunc, info = envs.step(action.cpu().numpy())
-                finished += tracker.update(info, reward, term, trunc)
-                rewards[step] = torch.as_tensor(reward, device=device, dtype=torch.float32)
-                next_obs = torch.as_tensor(next_obs_np, device=device)
-                next_done = torch.as_tensor(term | trunc, device=device, dtype=torch.float32)
+                for k, pool in enumerate(pools):
+                    if step > 0:  # it stepped while the policy acted for the other pools
+                        finished += receive(k, step - 1)
+                    envs_k = slice(k * pool_size, (k + 1) * pool_size)
+                    obs_buf[step, envs_k] = next_obs[k]
+                    dones[step, envs_k] = next_done[k]
+                    with torch.no_grad():
+                        action, logprob, _, value = agent.get_action_and_value(next_obs[k])
+                    values[step, envs_k] = value
+                    actions[step, envs_k] = action
+                    logprobs[step, envs_k] = logprob
+                    pool.send(action.cpu().numpy())
                 if heartbeat:
                     heartbeat()
+            for k in range(len(pools)):
+                finished += receive(k, num_steps - 1)
 
-            advantages, returns = _gae(agent, next_obs, next_done, rewards, dones, values, hp)
+            advantages, returns = _gae(
+                agent, torch.cat(next_obs), torch.cat(next_done), rewards, dones, values, hp
+            )
             # A step whose observation is terminal is EnvPool's reset step: not a transition.
             valid = (1.0 - dones).reshape(-1)
             b_obs = obs_buf.reshape((-1, *obs_shape))
@@ -162,11 +186,12 @@ def train_segment(
             hparams=hp,
             network=agent.kind,
             obs_shape=tuple(obs_shape),
-            n_actions=int(envs.action_space.n),
+            n_actions=int(pools[0].action_space.n),
             model={k: v.cpu() for k, v in agent.state_dict().items()},
             optimizer=checkpoint.to_cpu(optimizer.state_dict()),
         )
-    envs.close()
+    for pool in pools:
+        pool.close()
     return {"global_step": global_step, "sps": (global_step - segment.start_step) / elapsed}
 
 
