@@ -21,8 +21,9 @@ from pathlib import Path
 
 import yaml
 
-from rlpipe import hparams
-from rlpipe.ppo import train_segment
+from rlpipe.algos import hparams
+from rlpipe.algos.ppo.params import PPOParams
+from rlpipe.algos.ppo.train import train_segment
 from rlpipe.segment import Segment
 
 from envpool_baseline import raw_envpool_sps
@@ -33,7 +34,7 @@ SNAKEMAKE = str(Path(sys.executable).parent / "snakemake")
 
 
 def ppo_sps(env_id: str, steps: int, overrides: dict) -> float:
-    hp = hparams.resolve("ppo", overrides, steps)
+    hp = hparams.typed(PPOParams, overrides, steps)
     with tempfile.TemporaryDirectory() as tmp:
         result = train_segment(
             Segment(env_id, 1, 0, steps), hp, f"{tmp}/c.pt", f"{tmp}/t.jsonl", threads=1

@@ -5,7 +5,7 @@ Run: .venv/bin/python benchmarks/bench_ppo_levers.py   (writes benchmarks/out/pp
 CleanRL's Atari shapes: the rollout calls the policy on 8 observations (4x84x84 uint8) per
 env step; the update runs forward + backward on minibatches of 256. Each lever is timed on
 the same network and inputs (median of repeats), against the baseline before this lever
-(`torch.no_grad`, the network channels-last as rlpipe.agents builds it, the default Adam,
+(`torch.no_grad`, the network channels-last as rlpipe.algos.nets builds it, the default Adam,
 float32, eager). A lever that changes the numbers (bf16) would be a user-visible
 hyper-parameter, off by default; the others are learning-neutral. Then, under
 "components", the two parts of an update that the fused-Adam and channels-last-storage
@@ -26,7 +26,7 @@ REPO = Path(__file__).resolve().parents[1]
 OUT = REPO / "benchmarks/out"
 sys.path.insert(0, str(REPO / "src"))
 
-from rlpipe.agents import ActorCritic  # noqa: E402
+from rlpipe.algos.nets import ActorCritic  # noqa: E402
 
 OBS = (4, 84, 84)
 N_ACTIONS = 6

@@ -18,9 +18,10 @@ from pathlib import Path
 
 import numpy as np
 
-from rlpipe import hparams
-from rlpipe.qlearn import kernel
-from rlpipe.qlearn.train import train_segment
+from rlpipe.algos import hparams
+from rlpipe.algos.qlearn import kernel
+from rlpipe.algos.qlearn.params import QLearnParams
+from rlpipe.algos.qlearn.train import train_segment
 from rlpipe.segment import Segment
 
 from envpool_baseline import raw_envpool_sps
@@ -32,7 +33,7 @@ ENVS = {"CartPole-v1": {}, "Acrobot-v1": {"bins": 6}}
 
 
 def qlearn_sps(env_id: str, steps: int, overrides: dict) -> float:
-    hp = hparams.resolve("qlearn", overrides, steps)
+    hp = hparams.typed(QLearnParams, overrides, steps)
     with tempfile.TemporaryDirectory() as tmp:
         segment = Segment(env_id, 1, 0, steps)
         result = train_segment(segment, hp, f"{tmp}/q.npz", f"{tmp}/t.jsonl")
@@ -77,7 +78,7 @@ def kernel_updates_per_s(batch: int, n_batches: int, n_rows=864, n_actions=2) ->
 
 
 def main() -> None:
-    num_envs = hparams.defaults("qlearn")["num_envs"]
+    num_envs = QLearnParams().num_envs
     qlearn_sps("CartPole-v1", 16_000, {})  # warm numba's on-disk cache
     throughput = {}
     for env_id, overrides in ENVS.items():

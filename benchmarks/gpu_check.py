@@ -291,11 +291,12 @@ def _last(cfg: dict) -> str:
 
 RLPIPE_RUN = """
 import json, sys, tempfile
-from rlpipe import hparams
-from rlpipe.ppo import train_segment
+from rlpipe.algos import hparams
+from rlpipe.algos.ppo.params import PPOParams
+from rlpipe.algos.ppo.train import train_segment
 from rlpipe.segment import Segment
 steps, seed, threads, hp = int(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3]), sys.argv[4]
-hp = hparams.resolve("ppo", {**json.loads(hp), "lr_anneal_steps": steps}, steps)
+hp = hparams.typed(PPOParams, {**json.loads(hp), "lr_anneal_steps": steps}, steps)
 with tempfile.TemporaryDirectory() as tmp:
     result = train_segment(Segment("Pong-v5", seed, 0, steps), hp, f"{tmp}/c.pt",
                            f"{tmp}/t.jsonl", threads=threads)

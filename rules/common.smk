@@ -18,6 +18,7 @@ from rlpipe import durable
 from rlpipe import gpu_slots
 from rlpipe import layout
 from rlpipe.smk import locks
+from rlpipe.smk import plan_block
 from rlpipe import plan as rlplan
 from rlpipe import shards
 from rlpipe import tracking as rltracking
@@ -373,7 +374,7 @@ def print_plan_block():
     allocation = dataclasses.replace(allocation, startup_s=startup_s)
     try:
         shard = str(SHARD) if SHARD else None
-        block = rlplan.dry_run_block(
+        block = plan_block.dry_run_block(
             config, outputs, allocation, RUNS_DIR, shard, RUNS, others
         )
         print(f"\n{block}")

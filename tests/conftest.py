@@ -34,8 +34,8 @@ def load_test_config(name: str) -> dict:
 
 def tiny_qtable():
     """A 6-row Q-table for 2-D observations, as a segment would save it."""
-    from rlpipe.qlearn import qtable
-    from rlpipe.qlearn.indexer import StateIndexer
+    from rlpipe.algos.qlearn import qtable
+    from rlpipe.algos.qlearn.indexer import StateIndexer
 
     indexer = StateIndexer.uniform(np.zeros(2), np.ones(2), np.array([2, 3]))
     return qtable.QTable(

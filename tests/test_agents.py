@@ -1,10 +1,10 @@
-"""rlpipe.agents: the Nature CNN runs channels-last and loads a state dict of either layout."""
+"""rlpipe.algos.nets: the Nature CNN runs channels-last and loads a state dict of either layout."""
 
 from __future__ import annotations
 
 import torch
 
-from rlpipe.agents import ActorCritic
+from rlpipe.algos.nets import ActorCritic
 
 
 def test_cnn_runs_channels_last_and_loads_any_layout():
@@ -27,7 +27,7 @@ def test_cnn_runs_channels_last_and_loads_any_layout():
 def test_ppo_rollout_storage_is_channels_last_and_minibatches_need_no_reorder():
     """PPO stores image observations channels-last (uint8), so a minibatch gathered from the
     flattened rollout is already in the CNN's layout; vectors stay float32."""
-    from rlpipe.ppo import _obs_buffer
+    from rlpipe.algos.ppo.train import _obs_buffer
 
     agent = ActorCritic((4, 84, 84), 6, "cnn")
     buf = _obs_buffer(agent, (16, 8), (4, 84, 84), torch.device("cpu"))
@@ -48,12 +48,13 @@ def test_ppo_rollout_storage_is_channels_last_and_minibatches_need_no_reorder():
 def test_ppo_uses_fused_adam_on_cpu(tmp_path):
     """One short Pong segment: its optimizer state names the fused implementation (the
     benchmarked lever, docs/benchmarks.md) and resuming from it keeps it."""
-    from rlpipe.hparams import resolve
-    from rlpipe.ppo import train_segment
+    from rlpipe.algos.hparams import typed
+    from rlpipe.algos.ppo.params import PPOParams
+    from rlpipe.algos.ppo.train import train_segment
     from rlpipe.segment import Segment
 
-    hp = resolve(
-        "ppo", {"num_envs": 2, "num_steps": 16, "num_minibatches": 1, "update_epochs": 1}, 64
+    hp = typed(
+        PPOParams, {"num_envs": 2, "num_steps": 16, "num_minibatches": 1, "update_epochs": 1}, 64
     )
     first, second = tmp_path / "a.pt", tmp_path / "b.pt"
     train_segment(Segment("Pong-v5", 1, 0, 32), hp, str(first), str(first) + ".jsonl")

@@ -7,7 +7,6 @@ import re
 from pathlib import Path
 
 import pytest
-import yaml
 
 from rlpipe import layout
 from rlpipe.algos import ALGOS
@@ -28,8 +27,16 @@ def rule_blocks() -> dict[str, str]:
 
 
 def test_schema_enum_is_the_registry():
-    schema = yaml.safe_load((ROOT / "workflow/schemas/config.schema.yaml").read_text())
+    from rlpipe.config import load_schema
+
+    schema = load_schema(ROOT / "workflow/schemas/config.schema.yaml")
     assert schema["$defs"]["experiment"]["properties"]["algo"]["enum"] == list(ALGOS)
+
+
+def test_the_warm_worker_loads_every_registered_trainer():
+    from rlpipe.jobproc import WARM_MODULES
+
+    assert {spec.job_module for spec in ALGOS.values()} <= set(WARM_MODULES)
 
 
 @pytest.mark.parametrize("algo", sorted(ALGOS))

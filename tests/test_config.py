@@ -14,8 +14,8 @@ import pytest
 import yaml
 
 from rlpipe import config as rlconfig
-from rlpipe import envspecs, hparams
-from rlpipe.algos import ALGOS
+from rlpipe import envspecs
+from rlpipe.algos import ALGOS, hparams
 from rlpipe.runs import ConfigError, Resources, Run, expand_runs, segment_steps
 
 from conftest import tiny_config
@@ -32,7 +32,8 @@ def _validated(cfg):
 def test_shipped_configs_validate(name):
     runs = _validated(yaml.safe_load((REPO / "config" / name).read_text()))
     for run in runs.values():
-        assert list(run.hparams) == list(hparams.defaults(run.algo))  # every key, field order
+        defaults = hparams.defaults(ALGOS[run.algo].hparams)
+        assert list(run.hparams) == list(defaults)  # every key, field order
 
 
 def test_defaults_filled_and_runs_expanded():
@@ -81,9 +82,10 @@ def test_lr_anneal_steps_defaults_to_each_envs_budget():
 
 @pytest.mark.parametrize("algo", sorted(ALGOS))
 def test_every_default_satisfies_its_own_schema(algo):
-    fragment = hparams.schema(algo)
-    assert list(fragment["properties"]) == list(hparams.defaults(algo))
-    jsonschema.Draft202012Validator(fragment).validate(hparams.defaults(algo))
+    params = ALGOS[algo].hparams
+    fragment = hparams.schema(params)
+    assert list(fragment["properties"]) == list(hparams.defaults(params))
+    jsonschema.Draft202012Validator(fragment).validate(hparams.defaults(params))
     for name, prop in fragment["properties"].items():
         assert prop["description"].count(":") >= 1, name  # "FORM (default X): DOC"
 

@@ -70,9 +70,12 @@ def test_telemetry_metrics_are_declared_and_records_carry_their_run(tmp_path):
 def test_every_metric_a_trainer_names_is_declared():
     """The names the trainers spell (including variants the demo does not run, e.g.
     Q-learning's replay) are in METRICS: read from their source, not from one run."""
-    src = Path(__file__).resolve().parents[1] / "src/rlpipe"
+    from rlpipe.algos import ALGOS
+
+    src = Path(__file__).resolve().parents[1] / "src"
+    trainers = [src / (spec.job_module.replace(".", "/") + ".py") for spec in ALGOS.values()]
     named = set()
-    for module in (src / "ppo.py", src / "bc.py", src / "qlearn/train.py", src / "telemetry.py"):
+    for module in (*trainers, src / "rlpipe/telemetry.py"):
         named |= set(re.findall(r'"((?:charts|losses|perf|gpu|replay)/\w+)"', module.read_text()))
     assert {"charts/SPS", "replay/size", "losses/bc_loss"} <= named
     assert named - telemetry.METRICS.keys() == set()

@@ -6,9 +6,10 @@ import numpy as np
 import pytest
 import torch
 
+from rlpipe.algos.hparams import typed
+from rlpipe.algos.ppo.params import PPOParams
+from rlpipe.algos.ppo.train import train_segment
 from rlpipe.envs import make_env_pools, make_vec_env
-from rlpipe.hparams import resolve
-from rlpipe.ppo import train_segment
 from rlpipe.segment import Segment
 
 
@@ -47,9 +48,9 @@ class RecordingPool:
         return self.pool.recv()
 
 
-def tiny_pong(pools: int) -> dict:
+def tiny_pong(pools: int) -> PPOParams:
     hp = {"num_envs": 4, "num_steps": 16, "num_minibatches": 1, "update_epochs": 1}
-    return resolve("ppo", {**hp, "env_pools": pools}, 128)
+    return typed(PPOParams, {**hp, "env_pools": pools}, 128)
 
 
 def test_a_pool_steps_while_the_policy_acts_for_the_next(tmp_path, monkeypatch):
@@ -60,7 +61,7 @@ def test_a_pool_steps_while_the_policy_acts_for_the_next(tmp_path, monkeypatch):
     def recording(*args, **kwargs):
         return [RecordingPool(p, k, log) for k, p in enumerate(make_env_pools(*args, **kwargs))]
 
-    monkeypatch.setattr("rlpipe.ppo.make_env_pools", recording)
+    monkeypatch.setattr("rlpipe.algos.ppo.train.make_env_pools", recording)
     train_segment(
         Segment("Pong-v5", 1, 0, 64),
         tiny_pong(2),

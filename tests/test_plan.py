@@ -8,6 +8,7 @@ import pytest
 
 from rlpipe import gpu_slots, plan
 from rlpipe.runs import ConfigError, expand_runs
+from rlpipe.smk import plan_block
 
 SMALL = {"num_envs": 1, "num_steps": 100}  # one update = 100 env steps
 
@@ -350,6 +351,6 @@ def test_the_plan_takes_the_workflows_runs_instead_of_expanding_the_config(tmp_p
 
     monkeypatch.setattr(plan, "expand_runs", again)
     outputs = [f"runs/b/CartPole-v1/seed1/ckpt/step_{100:010d}.pt"]
-    block = plan.dry_run_block(config, outputs, local(), tmp_path, runs=runs)
+    block = plan_block.dry_run_block(config, outputs, local(), tmp_path, runs=runs)
     assert block.splitlines()[1].split()[:3] == ["experiment", "algo", "train"]
     assert plan.Durations(config, tmp_path, runs).runs is runs

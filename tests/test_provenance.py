@@ -28,16 +28,17 @@ def test_hash_ignores_comments_docstrings_and_formatting(tmp_path):
 
 def test_a_rule_script_covers_the_modules_its_job_runs():
     script = REPO / "workflow/scripts/segment.py"
-    files = provenance.code_files(script, REPO / "src", ["rlpipe.ppo"])
-    assert "rlpipe/ppo.py" in files  # the rule names the job the worker runs
+    files = provenance.code_files(script, REPO / "src", ["rlpipe.algos.ppo.train"])
+    assert "rlpipe/algos/ppo/train.py" in files  # the rule names the job the worker runs
     assert "rlpipe/worker.py" in files and "rlpipe/checkpoint.py" in files
-    assert not any(f.startswith("rlpipe/qlearn/") or f == "rlpipe/bc.py" for f in files)
-    qlearn = provenance.code_files(script, REPO / "src", ["rlpipe.qlearn.train"])
-    assert "rlpipe/qlearn/train.py" in qlearn and "rlpipe/ppo.py" not in qlearn
+    # of the other algorithms only their params (the registry reads every algorithm's)
+    others = {f for f in files if f.startswith(("rlpipe/algos/qlearn/", "rlpipe/algos/bc/"))}
+    assert {f.rsplit("/", 1)[1] for f in others} <= {"__init__.py", "params.py"}, others
+    qlearn = provenance.code_files(script, REPO / "src", ["rlpipe.algos.qlearn.train"])
+    assert "rlpipe/algos/qlearn/train.py" in qlearn and "rlpipe/algos/ppo/train.py" not in qlearn
     # the one script covers no algorithm by itself: an edit to one reruns only its jobs
-    assert not {"rlpipe/ppo.py", "rlpipe/bc.py", "rlpipe/qlearn/train.py"} & set(
-        provenance.code_files(script, REPO / "src")
-    )
+    trainers = {f"rlpipe/algos/{algo}/train.py" for algo in ("ppo", "bc", "qlearn")}
+    assert not trainers & set(provenance.code_files(script, REPO / "src"))
     evaluate = provenance.code_files(REPO / "workflow/scripts/evaluate.py", REPO / "src")
     assert "rlpipe/evaluate.py" in evaluate  # the script spells the job's name
     with pytest.raises(ValueError, match="rlpipe.nope: no such module"):
@@ -77,10 +78,10 @@ def test_the_disk_cache_is_keyed_by_content(tmp_path, monkeypatch):
 
 @pytest.mark.slow
 def test_a_library_edit_reruns_exactly_its_jobs_and_a_fresh_checkout_nothing(tmp_path):
-    """In a copy of the workflow: a code change to rlpipe/ppo.py plans the PPO segments (and
-    their evaluations and the summary), not Q-learning; a comment-only change and new mtimes
-    on every file (what a fresh clone has) plan nothing; an edit of the Atari baselines plans
-    the summary alone."""
+    """In a copy of the workflow: a code change to rlpipe/algos/ppo/train.py plans the PPO
+    segments (and their evaluations and the summary), not Q-learning; a comment-only change
+    and new mtimes on every file (what a fresh clone has) plan nothing; an edit of the Atari
+    baselines plans the summary alone."""
     repo = tmp_path / "repo"
     repo.mkdir()
     for name in ("Snakefile", "rules", "workflow", "src", "profiles", "config", "envs"):
@@ -111,7 +112,7 @@ def test_a_library_edit_reruns_exactly_its_jobs_and_a_fresh_checkout_nothing(tmp
     work.run()
     assert "Nothing to be done" in work.run("-n").stdout
 
-    ppo = repo / "src/rlpipe/ppo.py"
+    ppo = repo / "src/rlpipe/algos/ppo/train.py"
     ppo.write_text(ppo.read_text() + "\n# a comment only\n")
     for path in repo.rglob("*"):
         os.utime(path)  # every file newer than every output, as in a fresh clone
@@ -121,7 +122,7 @@ def test_a_library_edit_reruns_exactly_its_jobs_and_a_fresh_checkout_nothing(tmp
     out = work.run("-n").stdout
     rules = sorted({r for r, _ in work.planned_jobs()})
     assert rules == ["evaluate", "ppo_segment", "summarize"], out
-    assert "rlpipe/ppo.py" in out  # the reason names the file whose hash changed
+    assert "rlpipe/algos/ppo/train.py" in out  # the reason names the file whose hash changed
 
     # Data the summary reads from the repository (the Atari baselines) is tracked by content.
     ppo.write_text(ppo.read_text().replace("\nPROVENANCE_TEST = 1\n", ""))

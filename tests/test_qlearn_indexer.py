@@ -5,16 +5,16 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from rlpipe import hparams
-from rlpipe.algos import ALGOS
-from rlpipe.qlearn.indexer import StateIndexer, build_indexer
+from rlpipe.algos import ALGOS, hparams
+from rlpipe.algos.qlearn.indexer import StateIndexer, build_indexer
+from rlpipe.algos.qlearn.params import QLearnParams
 
 CARTPOLE_LOW = np.array([-4.8, -np.inf, -0.42, -np.inf], np.float32)
 CARTPOLE_HIGH = -CARTPOLE_LOW
 
 
 def hp(**overrides):
-    return hparams.resolve("qlearn", overrides, 1000)
+    return hparams.typed(QLearnParams, overrides, 1000)
 
 
 def test_uniform_clips_infinite_bounds_and_maps_rows():
@@ -70,8 +70,8 @@ def test_bad_indexer_kind():
 
 
 def test_qlearn_defaults_resolve():
-    resolved = hparams.resolve("qlearn", {"num_envs": 4, "indexer": "adaptive"}, 1000)
+    resolved = hparams.resolve(QLearnParams, {"num_envs": 4, "indexer": "adaptive"}, 1000)
     assert resolved["num_envs"] == 4 and resolved["indexer"] == "adaptive"
     assert ALGOS["qlearn"].steps_per_update(resolved) == 4
     with pytest.raises(KeyError, match="unknown qlearn hparams"):
-        hparams.resolve("qlearn", {"alpha": 0.1}, 1000)
+        hparams.resolve(QLearnParams, {"alpha": 0.1}, 1000)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from rlpipe.qlearn import kernel
+from rlpipe.algos.qlearn import kernel
 
 ALPHA, GAMMA = 0.5, 0.9
 

@@ -5,9 +5,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from rlpipe import hparams
-from rlpipe.qlearn import qtable
-from rlpipe.qlearn.indexer import StateIndexer
+from rlpipe.algos import hparams
+from rlpipe.algos.qlearn import qtable
+from rlpipe.algos.qlearn.indexer import StateIndexer
+from rlpipe.algos.qlearn.params import QLearnParams
 
 
 def make_table(bins=(2, 3), n_actions=2) -> qtable.QTable:
@@ -23,7 +24,7 @@ def make_table(bins=(2, 3), n_actions=2) -> qtable.QTable:
         epsilon_step=4000,
         episodes=12,
         updates=4001,
-        hparams=hparams.resolve("qlearn", {}, 8192),
+        hparams=hparams.resolve(QLearnParams, {}, 8192),
     )
 
 

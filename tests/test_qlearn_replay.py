@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from rlpipe.qlearn import kernel
-from rlpipe.qlearn.replay import PrioritizedReplay, _find, _set_priority
+from rlpipe.algos.qlearn import kernel
+from rlpipe.algos.qlearn.replay import PrioritizedReplay, _find, _set_priority
 
 
 def test_ring_buffer_keeps_the_newest_valid_transitions():

@@ -12,10 +12,11 @@ import numpy as np
 import pytest
 
 import rlpipe
-from rlpipe import hparams
+from rlpipe.algos import hparams
+from rlpipe.algos.qlearn import qtable
+from rlpipe.algos.qlearn.params import QLearnParams
+from rlpipe.algos.qlearn.train import train_segment
 from rlpipe.evaluate import evaluate_checkpoint
-from rlpipe.qlearn import qtable
-from rlpipe.qlearn.train import train_segment
 from rlpipe.segment import Segment
 from rlpipe.telemetry import read_jsonl
 
@@ -43,7 +44,7 @@ def segment(tmp, name, variant, start, end, init=None, warm_start=False, seed=3)
     out = Path(tmp) / f"{name}.npz"
     train_segment(
         Segment(env, seed, start, end),
-        hparams.resolve("qlearn", spec, end),
+        hparams.typed(QLearnParams, spec, end),
         out,
         Path(tmp) / f"{name}.jsonl",
         prev_ckpt=None if warm_start else init,
@@ -155,7 +156,7 @@ def test_greedy_eval_record(tmp_path):
 
 @pytest.mark.parametrize("seed", [1, 2, 3])
 def test_cartpole_learns_with_defaults(tmp_path, seed):
-    hp = hparams.resolve("qlearn", {}, 400_000)
+    hp = hparams.typed(QLearnParams, {}, 400_000)
     out = tmp_path / "q.npz"
     train_segment(Segment("CartPole-v1", seed, 0, 400_000), hp, out, tmp_path / "t.jsonl")
     assert (
@@ -166,7 +167,7 @@ def test_cartpole_learns_with_defaults(tmp_path, seed):
 
 def test_greedy_evaluation_of_a_qtable_does_not_import_torch(tmp_path):
     out = tmp_path / "q.npz"
-    hp = hparams.resolve("qlearn", {"num_envs": 4}, 400)
+    hp = hparams.typed(QLearnParams, {"num_envs": 4}, 400)
     train_segment(Segment("CartPole-v1", 1, 0, 400), hp, out, tmp_path / "t.jsonl")
     code = (
         "import sys; from rlpipe.evaluate import evaluate_checkpoint;"

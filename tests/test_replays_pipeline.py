@@ -108,9 +108,11 @@ def test_behaviour_cloning_is_byte_identical_across_processes(tmp_path):
     files = [mf.file_entry(data, rel) for rel in mf.dataset_files(data)]
     mf.write(data / mf.MANIFEST_NAME, mf.build("expert", str(data), files, None))
     code = (
-        "import sys; from rlpipe.bc import train_segment; from rlpipe.segment import Segment; "
-        "train_segment(Segment('CartPole-v1', 1, 0, 20), {'batch_size': 8, 'learning_rate': "
-        f"1e-3, 'log_every_steps': 10}}, sys.argv[1], sys.argv[2], "
+        "import sys; from rlpipe.algos.bc.train import train_segment; "
+        "from rlpipe.segment import Segment; "
+        "from rlpipe.algos.bc.params import BCParams; "
+        "train_segment(Segment('CartPole-v1', 1, 0, 20), BCParams(batch_size=8, "
+        "learning_rate=1e-3, log_every_steps=10), sys.argv[1], sys.argv[2], "
         f"dataset_dir={str(tmp_path / 'data')!r})"
     )
     env = {"PYTHONPATH": str(REPO / "src"), "PATH": "/usr/bin:/bin"}

@@ -14,8 +14,8 @@ import pytest
 torch = pytest.importorskip("torch")
 
 from rlpipe import checkpoint  # noqa: E402
+from rlpipe.algos.qlearn import qtable  # noqa: E402
 from rlpipe.integrity import DamagedFile  # noqa: E402
-from rlpipe.qlearn import qtable  # noqa: E402
 
 from conftest import tiny_qtable  # noqa: E402
 

@@ -159,15 +159,16 @@ def test_a_worker_refuses_code_it_did_not_load_and_steps_aside(tmp_path):
     server = _serve(sock_path, {worker.ENV_IDLE: "600"})
     loaded = json.loads(
         subprocess.run(
-            [sys.executable, "-c", "import json; from rlpipe import worker, ppo; "
-             "print(json.dumps(worker.loaded_versions()))"],
+            [sys.executable, "-c", "import json; from rlpipe import worker; "
+             "import rlpipe.algos.ppo.train; print(json.dumps(worker.loaded_versions()))"],
             env={**os.environ, "PYTHONPATH": SRC}, capture_output=True, text=True, check=True,
         ).stdout
     )  # fmt: skip
-    reply = _request(sock_path, {"rlpipe/ppo.py": "0" * 12, "segment.py": "x"})
-    assert "rlpipe/ppo.py" in reply["refused"]
+    reply = _request(sock_path, {"rlpipe/algos/ppo/train.py": "0" * 12, "segment.py": "x"})
+    assert "rlpipe/algos/ppo/train.py" in reply["refused"]
     assert server.wait(timeout=30) == 0 and not sock_path.exists()
-    assert worker._stale({"rlpipe/ppo.py": loaded["rlpipe/ppo.py"]}, loaded) == []
+    ppo = "rlpipe/algos/ppo/train.py"
+    assert worker._stale({ppo: loaded[ppo]}, loaded) == []
 
 
 def test_a_worker_ends_with_the_snakemake_run_that_uses_it(tmp_path):

@@ -203,7 +203,7 @@ rlpipe.evaluate.make_vec_env = rlpipe.replays.record.make_vec_env = lambda *a, *
 def test_evaluation_and_recording_run_under_the_stall_watchdog(tmp_path, job):
     """A hung evaluation or recording exits with the watchdog's status and message, so
     Snakemake retries it, instead of waiting forever."""
-    from rlpipe.qlearn import qtable
+    from rlpipe.algos.qlearn import qtable
 
     ckpt = tmp_path / "q.npz"
     qtable.save(ckpt, tiny_qtable())

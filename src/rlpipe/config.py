@@ -4,7 +4,7 @@ Validation has two passes, and reports the problems of both at once, one line ea
 the full key path, the value and the expected form:
 
 1. the JSON schema (``workflow/schemas/config.schema.yaml``, with the per-algorithm
-   hyper-parameter fragments of ``rlpipe.hparams`` added), which also fills defaults;
+   hyper-parameter fragments of each algorithm's params dataclass added), which also fills defaults;
 2. the checks a schema cannot express (``rlpipe.config_checks``): divisibility, references
    between experiments and datasets, ``init_from`` cycles, EnvPool task ids and spaces. A
    check is skipped where the schema already found the keys it reads wrong.
@@ -18,8 +18,8 @@ from pathlib import Path
 import jsonschema
 import yaml
 
-from rlpipe import config_checks, hparams
-from rlpipe.algos import ALGOS
+from rlpipe import config_checks
+from rlpipe.algos import ALGOS, hparams
 from rlpipe.config_checks import Problem
 from rlpipe.runs import ConfigError
 
@@ -50,14 +50,19 @@ def load(path: str | Path, schema_path: str | Path) -> dict:
 
 
 def load_schema(schema_path: str | Path) -> dict:
-    """The schema file, with ``hparams`` validated per algorithm (fragments from rlpipe.hparams)."""
+    """The schema file, with the algorithms of the registry (rlpipe.algos) and their
+    ``hparams`` validated per algorithm (fragments from each algorithm's params dataclass)."""
     schema = yaml.load(Path(schema_path).read_text(), Loader=SAFE_LOADER)
+    schema["$defs"]["experiment"]["properties"]["algo"] = {
+        "description": f"one of {', '.join(ALGOS)}",
+        "enum": list(ALGOS),
+    }
     schema["$defs"]["experiment"]["allOf"] = [
         {
             "if": {"properties": {"algo": {"const": algo}}, "required": ["algo"]},
-            "then": {"properties": {"hparams": hparams.schema(algo)}},
+            "then": {"properties": {"hparams": hparams.schema(spec.hparams)}},
         }
-        for algo in ALGOS
+        for algo, spec in ALGOS.items()
     ]
     return schema
 

@@ -9,11 +9,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from rlpipe import envspecs, hparams
-from rlpipe.algos import ALGOS
+from rlpipe import envspecs
+from rlpipe.algos import ALGOS, hparams
 from rlpipe.runs import budgets
 
-CNN_INPUT = (84, 84)  # the Nature CNN's frame size (rlpipe.agents)
+CNN_INPUT = (84, 84)  # the Nature CNN's frame size (rlpipe.algos.nets)
 
 
 @dataclass(frozen=True)
@@ -102,8 +102,9 @@ class _Checker:
         given = spec.get("hparams")
         if not isinstance(given, dict):
             return  # the schema reported it
-        names = hparams.fields(algo)
-        hp = hparams.resolve(algo, {k: v for k, v in given.items() if k in names}, None)
+        params = ALGOS[algo].hparams
+        names = hparams.fields(params)
+        hp = hparams.resolve(params, {k: v for k, v in given.items() if k in names}, None)
 
         def usable(*keys: str) -> bool:  # checks skip values the schema found wrong
             return self.ok(*(f"{hp_path}.{key}" for key in keys))
@@ -304,7 +305,8 @@ class _Checker:
             path = f"{where}.hparams.{key}"
             if not self.ok(path):
                 continue
-            value = (spec.get("hparams") or {}).get(key, hparams.defaults("qlearn")[key])
+            default = hparams.defaults(ALGOS["qlearn"].hparams)[key]
+            value = (spec.get("hparams") or {}).get(key, default)
             if isinstance(value, dict):
                 if env not in value:
                     self.add(path, f"no entry for {env!r}; expected one per env {spec['envs']}")

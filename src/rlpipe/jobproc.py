@@ -17,17 +17,18 @@ import threading
 import time
 import traceback
 
+from rlpipe.algos import ALGOS
+
 EXIT_ORPHANED = 75
 
 # What a warm process loads before it takes a job: by name, so that no rule's code version
 # (which follows imports, rlpipe.provenance) depends on every algorithm through the worker.
+# Every registered algorithm's trainer is among them.
 WARM_MODULES = (
     "envpool",  # registers its tasks; an environment would start threads: none is made
     "numba",
     "torch",
-    "rlpipe.ppo",
-    "rlpipe.bc",
-    "rlpipe.qlearn.train",
+    *(spec.job_module for spec in ALGOS.values()),
     "rlpipe.evaluate",
     "rlpipe.replays.record",
 )

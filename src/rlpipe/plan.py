@@ -473,67 +473,8 @@ def _usd(x: float | None) -> str:
     return "-" if x is None else f"{x:,.2f}"
 
 
-def _hours(h: float) -> str:
+def hours_text(h: float) -> str:
     return f"{h:,.2f}" if h >= 1 else f"{h:.3g}"
-
-
-def dry_run_block(
-    config: dict,
-    outputs: Iterable[str],
-    allocation: Allocation,
-    runs_dir: str | os.PathLike = "runs",
-    shard: str | None = None,
-    runs: dict[RunKey, Run] | None = None,
-    others: Iterable[OtherJob] = (),
-) -> str:
-    """The block ``snakemake -n`` ends with: the plan of the jobs the dry run would run
-    (``outputs``: those of its training and evaluation jobs; ``others``: its other jobs); for
-    a whole sweep on a pod, also its wall time and cost split across pods (which build no
-    summary: their other jobs are left out there)."""
-    seconds = Durations(config, runs_dir, runs)
-    jobs = parse_jobs("\n".join(outputs), seconds.runs)
-    price, price_from = usd_per_gpu_hour(config.get("planning") or {})
-    if price is None:
-        head = f"rlpipe plan: {allocation.source}; cost: {price_from}"
-    else:
-        head = f"rlpipe plan: {allocation.source}; ${price:g} per GPU-hour ({price_from})"
-    if shard:
-        head += f"; shard {shard} of the sweep"
-    if not jobs:
-        return f"{head}\nno training or evaluation jobs to run"
-    plan = estimate(config, jobs, allocation, price, runs_dir, seconds, others)
-    text = head + "\n" + render(plan)
-    if allocation.executor == "local" and not shard:
-        text += "\n" + pods_line(config, jobs, allocation, price, seconds)
-    return text
-
-
-POD_COUNTS = (1, 2, 4, 8)
-
-
-def pods_line(config, jobs, allocation, price, seconds: Durations, counts=POD_COUNTS) -> str:
-    """Wall time and pod cost of these jobs split into N shards (``shard=I/N``), each shard on
-    a pod like this machine: the slowest shard's plan, and N pods billed for it."""
-    from rlpipe import shards
-
-    weight = shards.weights(seconds)
-    groups = shards.units(seconds.runs, config.get("datasets") or {})
-    names = [shards.run_name(j.run) for j in jobs]
-    parts = []
-    for n in counts:
-        placed = shards.assign(groups, weight, n, {})
-        walls = []
-        for i in range(1, n + 1):
-            mine = [j for j, name in zip(jobs, names, strict=True) if placed[name] == i]
-            if mine:
-                plan = estimate(config, mine, allocation, price, seconds.runs_dir, seconds)
-                walls.append(plan.wall_hours)
-        wall = max(walls, default=0.0)
-        part = f"{n}: {_hours(wall)} h"
-        if allocation.gpus and price is not None:
-            part += f" ${n * allocation.gpus * wall * price:,.2f}"
-        parts.append(part)
-    return "on N pods like this one (--config shard=I/N): " + ", ".join(parts)
 
 
 def render(plan: Plan) -> str:
@@ -542,7 +483,7 @@ def render(plan: Plan) -> str:
     header += ["job-h", "GPU-h", "USD"]
     rows = [
         [e.exp, e.algo, e.train_jobs, e.eval_jobs, e.runs, f"{e.env_steps:,}", e.duration_source]
-        + [_hours(e.job_hours), _hours(e.gpu_hours), _usd(e.usd)]
+        + [hours_text(e.job_hours), hours_text(e.gpu_hours), _usd(e.usd)]
         for e in plan.experiments
     ]
     exps = plan.experiments
@@ -551,10 +492,10 @@ def render(plan: Plan) -> str:
     rows.append(
         ["TOTAL", "", sum(e.train_jobs for e in exps), sum(e.eval_jobs for e in exps)]
         + [sum(e.runs for e in exps), f"{sum(e.env_steps for e in exps):,}", ""]
-        + [_hours(plan.job_hours), _hours(plan.gpu_hours), _usd(plan.usd)]
+        + [hours_text(plan.job_hours), hours_text(plan.gpu_hours), _usd(plan.usd)]
     )
     price = plan.usd_per_gpu_hour
-    footer = [f"wall time {_hours(plan.wall_hours)} h"]
+    footer = [f"wall time {hours_text(plan.wall_hours)} h"]
     if plan.allocation.startup_s:
         footer[0] += f", {plan.allocation.startup_s:.0f} s of it Snakemake's start-up"
     footer.append(f"at ${price:.2f}/GPU-hour" if price is not None else "no price given")
@@ -574,4 +515,15 @@ def _other_row(plan: Plan) -> list:
     hours = sum(o.seconds for o in others) / 3600
     usd = None if plan.usd_per_gpu_hour is None else 0.0
     what = f"{len(others)}: {', '.join(rules)}"
-    return ["other jobs", what, "", "", "", "", source, _hours(hours), _hours(0.0), _usd(usd)]
+    return [
+        "other jobs",
+        what,
+        "",
+        "",
+        "",
+        "",
+        source,
+        hours_text(hours),
+        hours_text(0.0),
+        _usd(usd),
+    ]

@@ -21,7 +21,7 @@ class GreedyPolicy:
 def load_greedy_policy(path: str | Path, threads: int = 1) -> GreedyPolicy:
     """argmax-action policy of a checkpoint; torch is imported only for .pt files."""
     if Path(path).suffix == ".npz":
-        from rlpipe.qlearn import qtable
+        from rlpipe.algos.qlearn import qtable
 
         table = qtable.load(path)
         rows = table.indexer.rows if table.indexer.fitted else _row_zero
@@ -35,7 +35,7 @@ def load_greedy_policy(path: str | Path, threads: int = 1) -> GreedyPolicy:
     import torch
 
     from rlpipe import checkpoint
-    from rlpipe.agents import ActorCritic
+    from rlpipe.algos.nets import ActorCritic
     from rlpipe.device import torch_device
 
     torch.set_num_threads(threads)

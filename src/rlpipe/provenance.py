@@ -6,9 +6,9 @@ to a library module the script imports is not noticed at all. rlpipe turns that 
 (``rerun-triggers`` in ``profiles/default``) and gives every rule a ``code`` param instead: the
 hash of its script and of every ``rlpipe`` module the script imports, directly or through
 other rlpipe modules (function-level imports included, and the modules of the job functions
-it hands to the warm worker by name, ``"rlpipe.ppo:segment_job"``, whether the script spells
-the name or the rule passes it: ``modules``). A param change is an ordinary Snakemake rerun
-reason, and ``snakemake -n`` shows which file's hash changed.
+it hands to the warm worker by name, ``"rlpipe.algos.ppo.train:segment_job"``, whether the
+script spells the name or the rule passes it: ``modules``). A param change is an ordinary
+Snakemake rerun reason, and ``snakemake -n`` shows which file's hash changed.
 
 Hashes are of the parsed code without comments, formatting or docstrings, so editing those
 reruns nothing; any other change reruns exactly the jobs whose code it touches. Parsing every
@@ -31,7 +31,7 @@ from functools import cache
 from pathlib import Path
 
 PACKAGE = "rlpipe"
-JOB_TARGET = re.compile(r"rlpipe(\.\w+)+:\w+_job")  # e.g. "rlpipe.ppo:segment_job"
+JOB_TARGET = re.compile(r"rlpipe(\.\w+)+:\w+_job")  # e.g. "rlpipe.algos.ppo.train:segment_job"
 HASH_CHARS = 12
 
 

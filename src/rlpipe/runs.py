@@ -7,8 +7,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from rlpipe import hparams as hp_defaults
 from rlpipe import layout
+from rlpipe.algos import ALGOS
+from rlpipe.algos import hparams as hp_defaults
 
 
 class ConfigError(ValueError):
@@ -77,7 +78,7 @@ def expand_runs(config: dict) -> dict[tuple[str, str, int], Run]:
         budget = budgets(spec)
         for env in spec["envs"]:
             total = budget.get(env, budget.get("default"))
-            hparams = hp_defaults.resolve(algo, spec.get("hparams"), total)
+            hparams = hp_defaults.resolve(ALGOS[algo].hparams, spec.get("hparams"), total)
             for seed in spec["seeds"]:
                 runs[(exp, env, int(seed))] = Run(
                     exp=exp,

@@ -1,4 +1,4 @@
-"""The training segment, shared by the algorithms (rlpipe.ppo, rlpipe.bc)."""
+"""The training segment, shared by the algorithms (rlpipe.algos)."""
 
 from __future__ import annotations
 

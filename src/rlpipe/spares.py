@@ -151,7 +151,7 @@ def warm_cuda() -> str:
     warm_imports()
     import torch
 
-    from rlpipe.agents import ActorCritic
+    from rlpipe.algos.nets import ActorCritic
     from rlpipe.device import torch_device
 
     device = torch_device()

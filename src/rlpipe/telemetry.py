@@ -4,7 +4,8 @@ Lines are appended (and flushed) to ``<path>.<attempt>.live`` while a segment ru
 attempt is host and PID, so a retry never writes into an orphan's file), and status tools can
 follow progress; on ``close`` the file is renamed to ``<path>``, the Snakemake output.
 
-Every metric a trainer may write is declared once, in :data:`METRICS`; the writer refuses any
+Every metric a trainer may write is declared once, in :data:`COMMON_METRICS` or its algorithm's
+``params.METRICS`` (together :data:`METRICS`); the writer refuses any
 other name, so a typo fails the segment instead of silently starting a new series. A file in
 the run tree also carries its run's key (``run``: ``EXP/ENV/seedN``, rlpipe.layout).
 """
@@ -18,6 +19,7 @@ import time
 from pathlib import Path
 
 from rlpipe import layout
+from rlpipe.algos import ALGOS
 from rlpipe.atomic import attempt_alive, attempt_id
 
 LIVE_SUFFIX = ".live"
@@ -27,36 +29,18 @@ SPS = "charts/SPS"
 EPISODES_PER_HOUR = "charts/episodes_per_hour"
 GPU_MEMORY_MB = "gpu/memory_allocated_mb"
 
-METRICS = {  # name: what it is (CleanRL's names where CleanRL has the metric)
+COMMON_METRICS = {  # name: what it is (CleanRL's names where CleanRL has the metric)
     SPS: "env steps per second since the segment started (BC: gradient steps)",
     EPISODES_PER_HOUR: "training episodes finished per hour in this segment (PPO)",
     GPU_MEMORY_MB: "peak CUDA memory allocated by the process, MiB (PPO on a GPU)",
     "charts/episodic_return": "mean return of the training episodes finished since last log",
     "charts/episodic_length": "mean length of the training episodes finished since last log",
     "charts/episodes": "training episodes finished in the run so far",
-    "charts/learning_rate": "the optimiser's learning rate at this update (PPO)",
-    "charts/epsilon": "exploration rate of epsilon-greedy (Q-learning)",
-    "charts/coverage": "fraction of the Q-table's states visited (Q-learning)",
-    "charts/updates": "Q-value updates in the run so far (Q-learning)",
-    "charts/updates_per_second": "Q-value updates per second since last log (Q-learning)",
-    "charts/accuracy": "share of the minibatch's actions the policy predicts (BC)",
-    "charts/samples_per_second": "dataset samples per second (BC)",
-    "charts/dataset_size": "transitions in the replay dataset (BC)",
-    "losses/value_loss": "PPO value loss",
-    "losses/policy_loss": "PPO clipped policy loss",
-    "losses/entropy": "PPO policy entropy",
-    "losses/old_approx_kl": "PPO KL estimate -log(ratio) (CleanRL's old_approx_kl)",
-    "losses/approx_kl": "PPO KL estimate (ratio - 1) - log(ratio)",
-    "losses/clipfrac": "share of PPO ratios clipped",
-    "losses/explained_variance": "explained variance of the value function on the batch",
-    "losses/bc_loss": "BC cross-entropy loss",
-    "losses/td_error_mean": "mean absolute TD error since last log (Q-learning)",
-    "replay/size": "transitions in the prioritised replay (Q-learning with replay)",
-    "replay/priority_mean": "mean priority in the replay (Q-learning with replay)",
-    "replay/priority_max": "largest priority in the replay (Q-learning with replay)",
     "perf/max_rss_mb": "peak resident memory of the training process, MiB",
     "perf/cpu_s": "CPU seconds of the training process",
 }
+# ... and each registered algorithm's own (rlpipe.algos.<name>.params.METRICS)
+METRICS = {**COMMON_METRICS, **{k: v for spec in ALGOS.values() for k, v in spec.metrics.items()}}
 
 
 class TelemetryWriter:

@@ -11,7 +11,7 @@ each machine keeps one worker per working directory:
   A worker that dies while starting is noticed at once: the job runs in its own process.
 - A job (``run``) sends one JSON request over a UNIX socket in a private directory: the job
   function it names (an rlpipe ``*_job`` function of plain-data arguments, e.g.
-  ``rlpipe.ppo:segment_job``), its working directory, environment (its GPU slot's
+  ``rlpipe.algos.ppo.train:segment_job``), its working directory, environment (its GPU slot's
   ``CUDA_VISIBLE_DEVICES`` included) and log file. The worker runs it in a process of its
   own, which exits with the job's status, which the job process exits with.
 - **CPU jobs are forked.** The worker imports and warms the libraries on one thread
@@ -181,7 +181,7 @@ def _identity() -> str:
 
 def loaded_versions() -> dict[str, str]:
     """Code versions of the rlpipe modules this process has loaded, keyed like the rules'
-    ``code`` params (``rlpipe/ppo.py``)."""
+    ``code`` params (``rlpipe/algos/ppo/train.py``)."""
     from rlpipe.provenance import source_hash
 
     out = {}

@@ -1,7 +1,7 @@
 """The algorithms rlpipe trains, in one registry (torch-free: read while the DAG is built).
 
 Each :class:`AlgoSpec` names what the workflow needs to know of an algorithm: its
-hyper-parameters (rlpipe.hparams), its checkpoint kind (rlpipe.layout), its Snakemake rule
+hyper-parameters (its ``params`` dataclass), its checkpoint kind (rlpipe.layout), its Snakemake rule
 and rule script, the warm worker's job (module and function, see rlpipe.worker), the built-in
 planning throughput (rlpipe.plan) and what it takes as input.
 """
@@ -11,12 +11,18 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 
-from rlpipe import hparams
+from rlpipe.algos.bc.params import METRICS as BC_METRICS
+from rlpipe.algos.bc.params import BCParams
+from rlpipe.algos.ppo.params import METRICS as PPO_METRICS
+from rlpipe.algos.ppo.params import PPOParams
+from rlpipe.algos.qlearn.params import METRICS as QLEARN_METRICS
+from rlpipe.algos.qlearn.params import QLearnParams
 
 
 @dataclass(frozen=True)
 class AlgoSpec:
-    hparams: type  # its dataclass in rlpipe.hparams, one docstring'd field per key
+    hparams: type  # its params dataclass (algos/<name>/params.py), a docstring per field
+    metrics: dict[str, str]  # telemetry names its trainer writes beyond the common ones
     ckpt_kind: str  # rlpipe.layout kind of its checkpoints: "ckpt" (.pt) or "qtable" (.npz)
     rule: str  # the Snakemake rule training one segment
     job_module: str  # the worker runs f"{job_module}:{job_function}" (kept apart: see below)
@@ -43,10 +49,11 @@ class AlgoSpec:
 # without a GPU (resources.gpu 0) and is tried first for them.
 ALGOS: dict[str, AlgoSpec] = {
     "ppo": AlgoSpec(
-        hparams=hparams.PPOParams,
+        hparams=PPOParams,
+        metrics=PPO_METRICS,
         ckpt_kind="ckpt",
         rule="ppo_segment",
-        job_module="rlpipe.ppo",
+        job_module="rlpipe.algos.ppo.train",
         job_function="segment_job",
         # ppo/atari: one job alone on an H200 (2 threads); GPU_SHARING in rlpipe.plan scales it
         default_sps={"ppo/atari": 1585.0, "ppo/atari/cpu": 250.0, "ppo/classic": 3500.0},
@@ -54,20 +61,22 @@ ALGOS: dict[str, AlgoSpec] = {
         warm_starts_from=frozenset({"ppo", "bc"}),
     ),
     "qlearn": AlgoSpec(
-        hparams=hparams.QLearnParams,
+        hparams=QLearnParams,
+        metrics=QLEARN_METRICS,
         ckpt_kind="qtable",
         rule="qlearn_segment",
-        job_module="rlpipe.qlearn.train",
+        job_module="rlpipe.algos.qlearn.train",
         job_function="segment_job",
         default_sps={"qlearn": 100000.0},
         update_keys=("num_envs",),
         warm_starts_from=frozenset({"qlearn"}),
     ),
     "bc": AlgoSpec(
-        hparams=hparams.BCParams,
+        hparams=BCParams,
+        metrics=BC_METRICS,
         ckpt_kind="ckpt",
         rule="bc_segment",
-        job_module="rlpipe.bc",
+        job_module="rlpipe.algos.bc.train",
         job_function="segment_job",
         default_sps={"bc": 1200.0},
         needs_dataset=True,

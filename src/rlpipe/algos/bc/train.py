@@ -7,6 +7,7 @@ pairs. The checkpoint has the PPO checkpoint's layout (same ActorCritic), so
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from pathlib import Path
 
@@ -16,7 +17,8 @@ import torch.nn.functional as F
 from torch import optim
 
 from rlpipe import checkpoint
-from rlpipe.agents import ActorCritic
+from rlpipe.algos.bc.params import BCParams
+from rlpipe.algos.nets import ActorCritic
 from rlpipe.device import torch_device
 from rlpipe.envs import is_image_env
 from rlpipe.gpu_slots import placement
@@ -57,7 +59,7 @@ def load_dataset(dataset_dir: str | Path, env_id: str) -> tuple[np.ndarray, np.n
 
 def train_segment(
     segment: Segment,
-    hp: dict,
+    hp: BCParams,
     ckpt_out: str,
     telemetry_out: str,
     prev_ckpt: str | None = None,
@@ -78,7 +80,7 @@ def train_segment(
     np.random.seed(derive_seed(segment.seed, 1))  # saved in the checkpoint: seed it too
     kind = "cnn" if is_image_env(segment.env_id) else "mlp"
     agent = ActorCritic(tuple(obs_np.shape[1:]), n_actions, kind).to(device)
-    optimizer = optim.Adam(agent.parameters(), lr=hp["learning_rate"])
+    optimizer = optim.Adam(agent.parameters(), lr=hp.learning_rate)
     if prev is not None:
         agent.load_state_dict(prev["model"])
         optimizer.load_state_dict(prev["optimizer"])
@@ -89,7 +91,7 @@ def train_segment(
         telemetry_out, env_id=segment.env_id, seed=segment.seed, **placement()
     ) as tel:
         for step in range(segment.start_step + 1, segment.end_step + 1):
-            idx = torch.randint(0, len(act_all), (hp["batch_size"],)).to(device)  # CPU RNG
+            idx = torch.randint(0, len(act_all), (hp.batch_size,)).to(device)  # CPU RNG
             logits = agent.logits(obs_all[idx])  # (B, n_actions)
             loss = F.cross_entropy(logits, act_all[idx])
             optimizer.zero_grad()
@@ -97,7 +99,7 @@ def train_segment(
             optimizer.step()
             if heartbeat:
                 heartbeat()
-            if step % hp["log_every_steps"] == 0 or step == segment.end_step:
+            if step % hp.log_every_steps == 0 or step == segment.end_step:
                 elapsed = time.time() - t0
                 accuracy = (logits.argmax(1) == act_all[idx]).float().mean()
                 tel.log(
@@ -107,7 +109,7 @@ def train_segment(
                         "charts/accuracy": accuracy.item(),
                         "charts/SPS": (step - segment.start_step) / elapsed,
                         "charts/samples_per_second": (step - segment.start_step)
-                        * hp["batch_size"]
+                        * hp.batch_size
                         / elapsed,
                         "charts/dataset_size": len(act_all),
                     },
@@ -119,7 +121,7 @@ def train_segment(
             seed=segment.seed,
             global_step=segment.end_step,
             episodes=0,
-            hparams=hp,
+            hparams=dataclasses.asdict(hp),
             network=kind,
             obs_shape=tuple(obs_np.shape[1:]),
             n_actions=n_actions,
@@ -149,7 +151,7 @@ def segment_job(
     segment = Segment(env, seed, start, end)
     run_watched(
         lambda beat: train_segment(
-            segment, hparams, ckpt, telemetry, prev, threads, beat, dataset_dir=dataset
+            segment, BCParams(**hparams), ckpt, telemetry, prev, threads, beat, dataset_dir=dataset
         ),
         stall_timeout, ckpt,
     )  # fmt: skip

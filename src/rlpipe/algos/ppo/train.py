@@ -11,14 +11,17 @@ default) it is CleanRL's loop, byte for byte the same as before pools existed.
 
 from __future__ import annotations
 
+import dataclasses
 import time
+from typing import NamedTuple
 
 import numpy as np
 import torch
 from torch import nn, optim
 
 from rlpipe import checkpoint
-from rlpipe.agents import ActorCritic
+from rlpipe.algos.nets import ActorCritic
+from rlpipe.algos.ppo.params import PPOParams
 from rlpipe.device import torch_device
 from rlpipe.envs import EpisodeTracker, is_image_env, make_env_pools
 from rlpipe.gpu_slots import placement
@@ -35,7 +38,7 @@ def build_agent(env_id: str, envs) -> ActorCritic:
 
 def train_segment(
     segment: Segment,
-    hp: dict,
+    hp: PPOParams,
     ckpt_out: str,
     telemetry_out: str,
     prev_ckpt: str | None = None,
@@ -50,9 +53,9 @@ def train_segment(
     """
     torch.set_num_threads(threads)
     device = torch_device()
-    num_envs, num_steps = hp["num_envs"], hp["num_steps"]
+    num_envs, num_steps = hp.num_envs, hp.num_steps
     batch_size = num_envs * num_steps
-    minibatch_size = batch_size // hp["num_minibatches"]
+    minibatch_size = batch_size // hp.num_minibatches
     num_updates = (segment.end_step - segment.start_step) // batch_size
 
     # The environments as `env_pools` pools of `pool_size`, stepped in turns: pool k steps
@@ -60,7 +63,7 @@ def train_segment(
     pools = make_env_pools(
         segment.env_id,
         num_envs,
-        hp["env_pools"],
+        hp.env_pools,
         derive_seed(segment.seed, segment.start_step),
         threads,
     )
@@ -83,7 +86,7 @@ def train_segment(
     # a CPU, docs/benchmarks.md); floats may round differently in the last bit. A resumed
     # segment keeps the implementation its checkpoint's optimizer state names.
     fused = device.type in ("cpu", "cuda")
-    optimizer = optim.Adam(agent.parameters(), lr=hp["learning_rate"], eps=1e-5, fused=fused)
+    optimizer = optim.Adam(agent.parameters(), lr=hp.learning_rate, eps=1e-5, fused=fused)
     if prev is not None:
         optimizer.load_state_dict(prev["optimizer"])
         checkpoint.set_rng_state(prev["rng"])
@@ -119,9 +122,9 @@ def train_segment(
         telemetry_out, env_id=segment.env_id, seed=segment.seed, **placement(), **startup()
     ) as tel:
         for update in range(num_updates):
-            lr = hp["learning_rate"]
-            if hp["anneal_lr"]:
-                lr *= max(0.0, 1.0 - global_step / hp["lr_anneal_steps"])
+            lr = hp.learning_rate
+            if hp.anneal_lr:
+                lr *= max(0.0, 1.0 - global_step / hp.lr_anneal_steps)
             optimizer.param_groups[0]["lr"] = lr
 
             finished = []
@@ -147,21 +150,21 @@ def train_segment(
             advantages, returns = _gae(
                 agent, torch.cat(next_obs), torch.cat(next_done), rewards, dones, values, hp
             )
-            # A step whose observation is terminal is EnvPool's reset step: not a transition.
-            valid = (1.0 - dones).reshape(-1)
-            b_obs = obs_buf.reshape((-1, *obs_shape))
-            b_logprobs, b_actions = logprobs.reshape(-1), actions.reshape(-1)
-            b_adv, b_returns, b_values = (
-                advantages.reshape(-1),
-                returns.reshape(-1),
-                values.reshape(-1),
+            batch = Batch(
+                obs=obs_buf.reshape((-1, *obs_shape)),
+                logprobs=logprobs.reshape(-1),
+                actions=actions.reshape(-1),
+                advantages=advantages.reshape(-1),
+                returns=returns.reshape(-1),
+                values=values.reshape(-1),
+                # A step whose observation is terminal is EnvPool's reset step: no transition.
+                valid=(1.0 - dones).reshape(-1),
             )
-            batch = (b_obs, b_logprobs, b_actions, b_adv, b_returns, b_values, valid)
             stats = _update(agent, optimizer, hp, minibatch_size, batch)
             episodes_total += len(finished)
             segment_episodes += len(finished)
             elapsed = time.time() - t0
-            if (update + 1) % hp["log_every_updates"] == 0 or update + 1 == num_updates:
+            if (update + 1) % hp.log_every_updates == 0 or update + 1 == num_updates:
                 metrics = {
                     "charts/learning_rate": lr,
                     "charts/SPS": (global_step - segment.start_step) / elapsed,
@@ -183,7 +186,7 @@ def train_segment(
             seed=segment.seed,
             global_step=global_step,
             episodes=episodes_total,
-            hparams=hp,
+            hparams=dataclasses.asdict(hp),
             network=agent.kind,
             obs_shape=tuple(obs_shape),
             n_actions=int(pools[0].action_space.n),
@@ -212,7 +215,9 @@ def segment_job(
     watchdog ends it if its loop stops making progress."""
     segment = Segment(env, seed, start, end)
     run_watched(
-        lambda beat: train_segment(segment, hparams, ckpt, telemetry, prev, init, threads, beat),
+        lambda beat: train_segment(
+            segment, PPOParams(**hparams), ckpt, telemetry, prev, init, threads, beat
+        ),
         stall_timeout, ckpt,
     )  # fmt: skip
 
@@ -240,8 +245,8 @@ def _gae(agent, next_obs, next_done, rewards, dones, values, hp):
                 nextnonterminal, nextvalues = 1.0 - next_done, next_value
             else:
                 nextnonterminal, nextvalues = 1.0 - dones[t + 1], values[t + 1]
-            delta = rewards[t] + hp["gamma"] * nextvalues * nextnonterminal - values[t]
-            lastgaelam = delta + hp["gamma"] * hp["gae_lambda"] * nextnonterminal * lastgaelam
+            delta = rewards[t] + hp.gamma * nextvalues * nextnonterminal - values[t]
+            lastgaelam = delta + hp.gamma * hp.gae_lambda * nextnonterminal * lastgaelam
             advantages[t] = lastgaelam
     return advantages, advantages + values
 
@@ -250,12 +255,26 @@ def _masked_mean(x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
     return (x * mask).sum() / mask.sum().clamp(min=1.0)
 
 
-def _update(agent, optimizer, hp, minibatch_size, batch) -> dict:
+class Batch(NamedTuple):
+    """One rollout flattened to num_steps x num_envs transitions: obs (B, *obs_shape), the
+    rest (B,)."""
+
+    obs: torch.Tensor
+    logprobs: torch.Tensor
+    actions: torch.Tensor
+    advantages: torch.Tensor
+    returns: torch.Tensor
+    values: torch.Tensor
+    valid: torch.Tensor  # 1.0 for a transition, 0.0 for EnvPool's reset step
+
+
+def _update(agent, optimizer, hp: PPOParams, minibatch_size: int, batch: Batch) -> dict:
     """PPO epochs over shuffled minibatches; returns CleanRL-named loss statistics."""
-    b_obs, b_logprobs, b_actions, b_adv, b_returns, b_values, valid = batch
+    b_obs, b_logprobs, b_actions = batch.obs, batch.logprobs, batch.actions
+    b_adv, b_returns, b_values, valid = batch.advantages, batch.returns, batch.values, batch.valid
     batch_size = b_logprobs.shape[0]
     clipfracs = []
-    for _epoch in range(hp["update_epochs"]):
+    for _epoch in range(hp.update_epochs):
         order = torch.randperm(batch_size)
         for start in range(0, batch_size, minibatch_size):
             mb = order[start : start + minibatch_size]
@@ -267,20 +286,20 @@ def _update(agent, optimizer, hp, minibatch_size, batch) -> dict:
                 approx_kl = _masked_mean((ratio - 1) - logratio, mask)
                 old_approx_kl = _masked_mean(-logratio, mask)
                 clipfracs.append(
-                    _masked_mean(((ratio - 1.0).abs() > hp["clip_coef"]).float(), mask).item()
+                    _masked_mean(((ratio - 1.0).abs() > hp.clip_coef).float(), mask).item()
                 )
             mb_adv = b_adv[mb]
-            if hp["norm_adv"]:
+            if hp.norm_adv:
                 mean = _masked_mean(mb_adv, mask)
                 std = _masked_mean((mb_adv - mean) ** 2, mask).sqrt()
                 mb_adv = (mb_adv - mean) / (std + 1e-8)
             pg_loss1 = -mb_adv * ratio
-            pg_loss2 = -mb_adv * torch.clamp(ratio, 1 - hp["clip_coef"], 1 + hp["clip_coef"])
+            pg_loss2 = -mb_adv * torch.clamp(ratio, 1 - hp.clip_coef, 1 + hp.clip_coef)
             pg_loss = _masked_mean(torch.max(pg_loss1, pg_loss2), mask)
-            if hp["clip_vloss"]:
+            if hp.clip_vloss:
                 v_unclipped = (newvalue - b_returns[mb]) ** 2
                 v_clipped = b_values[mb] + torch.clamp(
-                    newvalue - b_values[mb], -hp["clip_coef"], hp["clip_coef"]
+                    newvalue - b_values[mb], -hp.clip_coef, hp.clip_coef
                 )
                 v_loss = 0.5 * _masked_mean(
                     torch.max(v_unclipped, (v_clipped - b_returns[mb]) ** 2), mask
@@ -288,12 +307,12 @@ def _update(agent, optimizer, hp, minibatch_size, batch) -> dict:
             else:
                 v_loss = 0.5 * _masked_mean((newvalue - b_returns[mb]) ** 2, mask)
             entropy_loss = _masked_mean(entropy, mask)
-            loss = pg_loss - hp["ent_coef"] * entropy_loss + v_loss * hp["vf_coef"]
+            loss = pg_loss - hp.ent_coef * entropy_loss + v_loss * hp.vf_coef
             optimizer.zero_grad()
             loss.backward()
-            nn.utils.clip_grad_norm_(agent.parameters(), hp["max_grad_norm"])
+            nn.utils.clip_grad_norm_(agent.parameters(), hp.max_grad_norm)
             optimizer.step()
-        if hp["target_kl"] is not None and approx_kl > hp["target_kl"]:
+        if hp.target_kl is not None and approx_kl > hp.target_kl:
             break
     y_pred, y_true = b_values.cpu().numpy(), b_returns.cpu().numpy()
     var_y = np.var(y_true)

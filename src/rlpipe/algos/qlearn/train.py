@@ -8,16 +8,18 @@ obs, reward 0) is junk and never learned from. Truncation bootstraps, terminatio
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from pathlib import Path
 
 import numpy as np
 
+from rlpipe.algos.qlearn import kernel, qtable
+from rlpipe.algos.qlearn.indexer import build_indexer
+from rlpipe.algos.qlearn.params import QLearnParams
+from rlpipe.algos.qlearn.replay import PrioritizedReplay
 from rlpipe.envs import make_vec_env
 from rlpipe.gpu_slots import placement
-from rlpipe.qlearn import kernel, qtable
-from rlpipe.qlearn.indexer import build_indexer
-from rlpipe.qlearn.replay import PrioritizedReplay
 from rlpipe.seeding import derive_seed
 from rlpipe.segment import Segment
 from rlpipe.telemetry import TelemetryWriter
@@ -26,13 +28,13 @@ from rlpipe.watchdog import run_watched
 RNG_STREAM = 1  # derive_seed(seed, 0, RNG_STREAM): the agent's RNG, distinct from the envs'
 
 
-def epsilon_at(hp: dict, epsilon_step: int) -> float:
+def epsilon_at(hp: QLearnParams, epsilon_step: int) -> float:
     """Linear schedule from epsilon_start to epsilon_end over epsilon_decay_steps env steps."""
-    frac = min(1.0, epsilon_step / max(1, hp["epsilon_decay_steps"]))
-    return hp["epsilon_start"] + frac * (hp["epsilon_end"] - hp["epsilon_start"])
+    frac = min(1.0, epsilon_step / max(1, hp.epsilon_decay_steps))
+    return hp.epsilon_start + frac * (hp.epsilon_end - hp.epsilon_start)
 
 
-def initial_table(env_id: str, seed: int, hp: dict, init_path, warm_start: bool, envs):
+def initial_table(env_id: str, seed: int, hp: QLearnParams, init_path, warm_start: bool, envs):
     """Fresh table, a previous segment's (continue), or another run's final one (warm start)."""
     obs_dims, n_actions = envs.observation_space.shape[0], int(envs.action_space.n)
     if init_path is not None:
@@ -49,8 +51,8 @@ def initial_table(env_id: str, seed: int, hp: dict, init_path, warm_start: bool,
         indexer = build_indexer(hp, env_id, space.low, space.high)
         q = np.zeros((indexer.n_rows, n_actions), np.float64)
     replay = None
-    if hp["replay_size"] > 0:
-        replay = PrioritizedReplay(hp["replay_size"], hp["replay_alpha"]).arrays
+    if hp.replay_size > 0:
+        replay = PrioritizedReplay(hp.replay_size, hp.replay_alpha).arrays
     rng = np.random.default_rng(derive_seed(seed, 0, RNG_STREAM))
     return qtable.QTable(
         env_id=env_id,
@@ -62,14 +64,14 @@ def initial_table(env_id: str, seed: int, hp: dict, init_path, warm_start: bool,
         epsilon_step=0,
         episodes=0,
         updates=0,
-        hparams=hp,
+        hparams=dataclasses.asdict(hp),
         replay=replay,
     )
 
 
 def train_segment(
     segment: Segment,
-    hp: dict,
+    hp: QLearnParams,
     ckpt_out: str | Path,
     telemetry_out: str | Path,
     prev_ckpt: str | Path | None = None,
@@ -89,8 +91,8 @@ def train_segment(
     env_id, seed = segment.env_id, segment.seed
     start_step, end_step = segment.start_step, segment.end_step
     init_path = prev_ckpt if prev_ckpt is not None else warm_start
-    num_envs, lr, gamma = hp["num_envs"], hp["learning_rate"], hp["gamma"]
-    replay_batch, replay_batches = hp["replay_batch"], hp["replay_updates_per_step"]
+    num_envs, lr, gamma = hp.num_envs, hp.learning_rate, hp.gamma
+    replay_batch, replay_batches = hp.replay_batch, hp.replay_updates_per_step
     if (end_step - start_step) % num_envs or end_step <= start_step:
         raise ValueError(
             f"segment ({start_step}, {end_step}] is not a positive multiple of num_envs={num_envs}"
@@ -109,7 +111,7 @@ def train_segment(
     replay = None
     if table.replay is not None:
         try:
-            replay = PrioritizedReplay(hp["replay_size"], hp["replay_alpha"], table.replay)
+            replay = PrioritizedReplay(hp.replay_size, hp.replay_alpha, table.replay)
         except ValueError as err:
             raise ValueError(f"{init_path}: {err}") from None
 
@@ -120,7 +122,7 @@ def train_segment(
     td = np.zeros(num_envs, np.float64)
     stats = np.zeros(kernel.N_STATS)  # per log interval, see kernel.TD_ABS_SUM etc.
     obs, _ = envs.reset()  # (N, D) float32
-    log_every = max(1, hp["log_every_steps"] // num_envs)
+    log_every = max(1, hp.log_every_steps // num_envs)
     n_iters = (end_step - start_step) // num_envs
     t0 = t_log = time.perf_counter()
     updates_at_log = table.updates
@@ -165,7 +167,7 @@ def train_segment(
                 stats[:] = 0.0
                 t_log, updates_at_log = now, table.updates
         table.rng_state = rng.bit_generator.state
-        table.hparams = hp
+        table.hparams = dataclasses.asdict(hp)
         qtable.save(ckpt_out, table)
     envs.close()
     elapsed = time.perf_counter() - t0
@@ -193,7 +195,9 @@ def segment_job(
     """One Q-learning segment as a job (plain-data arguments, see ``rlpipe.worker``)."""
     segment = Segment(env, seed, start, end)
     run_watched(
-        lambda beat: train_segment(segment, hparams, ckpt, telemetry, prev, init, threads, beat),
+        lambda beat: train_segment(
+            segment, QLearnParams(**hparams), ckpt, telemetry, prev, init, threads, beat
+        ),
         stall_timeout, ckpt,
     )  # fmt: skip
 

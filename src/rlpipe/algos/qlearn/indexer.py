@@ -11,7 +11,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from rlpipe.qlearn.kernel import digitize
+from rlpipe.algos.qlearn.kernel import digitize
+from rlpipe.algos.qlearn.params import QLearnParams
 
 KINDS = ("uniform", "adaptive")
 
@@ -77,19 +78,19 @@ class StateIndexer:
             self.buffer = self.buffer[:0]
 
 
-def build_indexer(hp: dict, env_id: str, low, high) -> StateIndexer:
+def build_indexer(hp: QLearnParams, env_id: str, low, high) -> StateIndexer:
     """The indexer the hparams ask for, for an env with observation-space bounds low/high."""
     dims = len(low)
-    bins = _per_dim(hp["bins"], dims, "bins", env_id)
-    if hp["indexer"] == "adaptive":
-        if hp["adaptive_fit_states"] < 1:
+    bins = _per_dim(hp.bins, dims, "bins", env_id)
+    if hp.indexer == "adaptive":
+        if hp.adaptive_fit_states < 1:
             raise ValueError(f"hparams.adaptive_fit_states must be >= 1 for {env_id}")
-        return StateIndexer("adaptive", bins, fit_states=hp["adaptive_fit_states"])
-    if hp["indexer"] != "uniform":
-        raise ValueError(f"hparams.indexer: {hp['indexer']!r} is not one of {KINDS}")
-    clip = float(hp["inf_clip"])
-    lo = _per_dim(hp["low"], dims, "low", env_id, default=low)
-    hi = _per_dim(hp["high"], dims, "high", env_id, default=high)
+        return StateIndexer("adaptive", bins, fit_states=hp.adaptive_fit_states)
+    if hp.indexer != "uniform":
+        raise ValueError(f"hparams.indexer: {hp.indexer!r} is not one of {KINDS}")
+    clip = float(hp.inf_clip)
+    lo = _per_dim(hp.low, dims, "low", env_id, default=low)
+    hi = _per_dim(hp.high, dims, "high", env_id, default=high)
     lo, hi = np.where(np.isinf(lo), -clip, lo), np.where(np.isinf(hi), clip, hi)
     return StateIndexer.uniform(lo, hi, bins)
 

@@ -17,9 +17,9 @@ from pathlib import Path
 import numpy as np
 
 from rlpipe import atomic
+from rlpipe.algos.qlearn.indexer import StateIndexer
+from rlpipe.algos.qlearn.replay import ARRAYS as REPLAY_ARRAYS
 from rlpipe.integrity import damaged, read_zip
-from rlpipe.qlearn.indexer import StateIndexer
-from rlpipe.qlearn.replay import ARRAYS as REPLAY_ARRAYS
 
 FORMAT = "rlpipe-qtable/1"
 ZIP_EPOCH = (1980, 1, 1, 0, 0, 0)

@@ -11,7 +11,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-from rlpipe.qlearn.kernel import TD_ABS_SUM, TD_COUNT, td_update
+from rlpipe.algos.qlearn.kernel import TD_ABS_SUM, TD_COUNT, td_update
 
 PRIORITY_EPS = 1e-6
 # Stored arrays, in the order the kernels take them.

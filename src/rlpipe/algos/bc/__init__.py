@@ -1,0 +1,1 @@
+"""Behaviour cloning from recorded replays: params (hyper-parameters), train (one segment)."""

@@ -1,0 +1,64 @@
+"""PPO's hyper-parameters: one typed field per config key, with its description and
+schema (torch-free: the registry reads it while the DAG is built)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import ClassVar
+
+from rlpipe.algos.hparams import BOOLEAN, COUNT, NON_NEGATIVE, NULL, POSITIVE, UNIT, param
+
+
+@dataclass
+class PPOParams:
+    """CleanRL-style PPO (rlpipe.algos.ppo.train)."""
+
+    algo: ClassVar[str] = "ppo"
+
+    num_envs: int = param(8, "parallel EnvPool environments", COUNT)
+    num_steps: int = param(128, "rollout length per environment", COUNT)
+    env_pools: int = param(
+        1,
+        "EnvPools the environments are split into, stepped in turns: while one pool steps, "
+        "the policy acts for the next (1: all step at once, as CleanRL; 2 is faster only "
+        "where a core is free while the network runs, docs/benchmarks.md); divides num_envs",
+        COUNT,
+    )
+    learning_rate: float = param(2.5e-4, "Adam step size", POSITIVE)
+    anneal_lr: bool = param(
+        True, "linear decay of the learning rate to 0 at lr_anneal_steps", BOOLEAN
+    )
+    lr_anneal_steps: int | None = param(
+        None,
+        "env step where the annealed rate reaches 0 (null: the experiment's total_steps)",
+        {"anyOf": [COUNT, NULL]},
+    )
+    gamma: float = param(0.99, "discount factor", UNIT)
+    gae_lambda: float = param(0.95, "GAE lambda", UNIT)
+    num_minibatches: int = param(4, "minibatches per epoch; divides num_envs x num_steps", COUNT)
+    update_epochs: int = param(4, "passes over each rollout", COUNT)
+    norm_adv: bool = param(True, "normalise advantages per minibatch", BOOLEAN)
+    clip_coef: float = param(0.2, "clipping range of the probability ratio and value", POSITIVE)
+    clip_vloss: bool = param(True, "clip the value loss", BOOLEAN)
+    ent_coef: float = param(0.01, "entropy bonus coefficient", NON_NEGATIVE)
+    vf_coef: float = param(0.5, "value loss coefficient", NON_NEGATIVE)
+    max_grad_norm: float = param(0.5, "global gradient-norm clip", POSITIVE)
+    target_kl: float | None = param(
+        None,
+        "stop an update's epochs above this approximate KL (null: never)",
+        {"anyOf": [POSITIVE, NULL]},
+    )
+    log_every_updates: int = param(1, "updates between telemetry lines", COUNT)
+
+
+# The metrics its trainer writes beyond rlpipe.telemetry's common ones (name: what it is).
+METRICS = {
+    "charts/learning_rate": "the optimiser's learning rate at this update (PPO)",
+    "losses/value_loss": "PPO value loss",
+    "losses/policy_loss": "PPO clipped policy loss",
+    "losses/entropy": "PPO policy entropy",
+    "losses/old_approx_kl": "PPO KL estimate -log(ratio) (CleanRL's old_approx_kl)",
+    "losses/approx_kl": "PPO KL estimate (ratio - 1) - log(ratio)",
+    "losses/clipfrac": "share of PPO ratios clipped",
+    "losses/explained_variance": "explained variance of the value function on the batch",
+}
