@@ -30,7 +30,7 @@ SNAKEMAKE = str(Path(sys.executable).parent / "snakemake")
 REPEATS = 7
 sys.path.insert(0, str(REPO / "src"))
 
-from rlpipe.runs import expand_runs  # noqa: E402
+from rlpipe.sweep.runs import expand_runs  # noqa: E402
 
 STOCK = """
 RUNS = {runs!r}

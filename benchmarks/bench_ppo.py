@@ -24,7 +24,7 @@ import yaml
 from rlpipe.algos import hparams
 from rlpipe.algos.ppo.params import PPOParams
 from rlpipe.algos.ppo.train import train_segment
-from rlpipe.segment import Segment
+from rlpipe.runtree.span import Segment
 
 from envpool_baseline import raw_envpool_sps
 
@@ -46,9 +46,10 @@ def process_startup_s() -> float:
     # What every segment job pays before its first step: interpreter, torch, envpool, the
     # environment, and the first optimiser (whose constructor imports torch._dynamo, ~2.5 s).
     code = (
-        "import snakemake.script, torch; from rlpipe import ppo;"
-        "envs = ppo.make_vec_env('CartPole-v1', 8, 0); envs.reset();"
-        "torch.optim.Adam(ppo.build_agent('CartPole-v1', envs).parameters())"
+        "import snakemake.script, torch; from rlpipe.algos.ppo import train;"
+        "from rlpipe.envs import make_vec_env;"
+        "envs = make_vec_env('CartPole-v1', 8, 0); envs.reset();"
+        "torch.optim.Adam(train.build_agent('CartPole-v1', envs).parameters())"
     )
     start = time.perf_counter()
     subprocess.run([sys.executable, "-c", code], check=True)

@@ -22,7 +22,7 @@ from rlpipe.algos import hparams
 from rlpipe.algos.qlearn import kernel
 from rlpipe.algos.qlearn.params import QLearnParams
 from rlpipe.algos.qlearn.train import train_segment
-from rlpipe.segment import Segment
+from rlpipe.runtree.span import Segment
 
 from envpool_baseline import raw_envpool_sps
 

@@ -52,8 +52,8 @@ import json, sys, tempfile
 from rlpipe.algos import hparams
 from rlpipe.algos.ppo.params import PPOParams
 from rlpipe.algos.ppo.train import train_segment
-from rlpipe.segment import Segment
-from rlpipe.telemetry import read_jsonl
+from rlpipe.runtree.span import Segment
+from rlpipe.runtree.telemetry import read_jsonl
 steps, seed, threads, hp = int(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3]), sys.argv[4]
 hp = hparams.typed(PPOParams, {**json.loads(hp), "lr_anneal_steps": steps}, steps)
 with tempfile.TemporaryDirectory() as tmp:

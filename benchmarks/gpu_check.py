@@ -152,7 +152,7 @@ def segments(cfg: dict) -> int:
 
 def worker_log(workdir: Path) -> str:
     sys.path.insert(0, str(REPO / "src"))
-    from rlpipe.worker import socket_path
+    from rlpipe.warm.worker import socket_path
 
     path = socket_path(workdir).with_suffix(".log")
     return path.read_text() if path.exists() else ""
@@ -251,9 +251,9 @@ def stage_runpod(gpu: bool, limit: float, tmp: Path, reference: dict) -> dict:
 
     a = run(cmd, pod_a, limit, env=env, log=tmp / "podA.log", kill_when=enough_durable)
     # A segment is durable once its telemetry's provenance record is on the remote: records go
-    # up after their outputs, verified (rlpipe.durable). Retention may have pruned its
+    # up after their outputs, verified (rlpipe.remote.durable). Retention may have pruned its
     # checkpoint since: a later one of the run is there then.
-    from rlpipe.smk.metadata import record_rel
+    from rlpipe.remote.metadata import record_rel
 
     durable = {
         rel
@@ -284,7 +284,7 @@ def stage_runpod(gpu: bool, limit: float, tmp: Path, reference: dict) -> dict:
 
 
 def _last(cfg: dict) -> str:
-    from rlpipe.layout import fmt_step
+    from rlpipe.runtree.layout import fmt_step
 
     return fmt_step(cfg["experiments"]["ppo-atari"]["total_steps"])
 
@@ -294,7 +294,7 @@ import json, sys, tempfile
 from rlpipe.algos import hparams
 from rlpipe.algos.ppo.params import PPOParams
 from rlpipe.algos.ppo.train import train_segment
-from rlpipe.segment import Segment
+from rlpipe.runtree.span import Segment
 steps, seed, threads, hp = int(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3]), sys.argv[4]
 hp = hparams.typed(PPOParams, {**json.loads(hp), "lr_anneal_steps": steps}, steps)
 with tempfile.TemporaryDirectory() as tmp:

@@ -11,23 +11,19 @@ from snakemake.settings.types import ExecMode
 # worktrees may share one virtualenv).
 sys.path.insert(0, str(Path(workflow.basedir) / "src"))
 
-from rlpipe import atomic
-from rlpipe.algos import ALGOS
-from rlpipe import config as rlconfig
-from rlpipe import durable
-from rlpipe import gpu_slots
-from rlpipe import layout
-from rlpipe.smk import locks
-from rlpipe.smk import plan_block
-from rlpipe import plan as rlplan
-from rlpipe import shards
 from rlpipe import tracking as rltracking
-from rlpipe import provenance
+from rlpipe.algos import ALGOS
+from rlpipe.remote import durable, probe, shards
 from rlpipe.replays.fetch import fingerprint_or_stored
-from rlpipe.storage.rclone import RcloneRemote, RemoteError, RemoteNotFound
-from rlpipe.runs import ConfigError, expand_runs, read_by_others, recording_source
-from rlpipe.smk import invocation, jobguard, probe, slurm, sourcecache
+from rlpipe.results import plan as rlplan
+from rlpipe.runtime import gpu_slots
+from rlpipe.runtree import atomic, layout
+from rlpipe.smk import invocation, jobguard, locks, plan_block, provenance
+from rlpipe.smk import slurm, sourcecache
 from rlpipe.smk.env import export_pythonpath
+from rlpipe.storage.rclone import RcloneRemote, RemoteError, RemoteNotFound
+from rlpipe.sweep import config as rlconfig
+from rlpipe.sweep.runs import ConfigError, expand_runs, read_by_others, recording_source
 
 # Snakemake checks every planned job's script through a slow, pure path parser: remember its
 # answers (rlpipe.smk.sourcecache).
@@ -97,7 +93,7 @@ if MAIN_RUN:
     jobguard.mark_main()
 
 # GPU slots, said once in the config (`gpus`, env vars override, count detected): jobs with
-# resources.gpu > 0 each take one of count x jobs_per_gpu slots (rlpipe.gpu_slots), and
+# resources.gpu > 0 each take one of count x jobs_per_gpu slots (rlpipe.runtime.gpu_slots), and
 # Snakemake runs no more of them at once, unless --resources gpu=N says otherwise. SLURM
 # assigns GPUs itself: there the count is SLURM's business and no local limit is set.
 try:
@@ -120,7 +116,7 @@ except ConfigError as err:
 
 
 def shard_assignment():
-    """This sharded sweep's assignment (rlpipe.shards): the main run reads the remote's,
+    """This sharded sweep's assignment (rlpipe.remote.shards): the main run reads the remote's,
     extends it with new runs (stored back by a real run) and leaves a local copy, which the
     restore probe and job steps read."""
     local = WORKDIR / shards.LOCAL_COPY
@@ -385,7 +381,7 @@ def print_plan_block():
 # Tracking (rules/track.smk): TensorBoard event files and W&B runs, views of the telemetry.
 TRACKING = rltracking.Settings.from_config(config.get("tracking"))
 WANDB_HASHES = rltracking.config_hashes(config, RUNS) if TRACKING.wandb else {}
-TRACK_KINDS = ("tensorboard", "wandb")  # rlpipe.layout kinds, one per tracker
+TRACK_KINDS = ("tensorboard", "wandb")  # rlpipe.runtree.layout kinds, one per tracker
 WANDB_SUMMARY = "results/wandb_summary.json"
 
 

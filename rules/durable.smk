@@ -1,10 +1,10 @@
-# Durable state on an rclone remote (profiles/runpod, src/rlpipe/durable.py). Off unless
+# Durable state on an rclone remote (profiles/runpod, src/rlpipe/remote/durable.py). Off unless
 # config durable.remote (or $RLPIPE_REMOTE) is set. While the Snakefile is parsed (also for
 # -n), the run that holds this directory restores what this config needs from the remote.
 # While jobs run, a background thread uploads completed outputs, their companions and their
 # provenance. The end of the run flushes them synchronously; if they cannot be uploaded, the
 # run fails loudly, also when there was nothing to do.
-# A shard (--config shard=I/N, rlpipe.shards) claims its owner record on the remote first, and
+# A shard (--config shard=I/N, rlpipe.remote.shards) claims its owner record on the remote first, and
 # keeps its heartbeat while it runs. A run without a shard on a sharded remote builds results
 # only: it trains nothing and names the runs that are not finished.
 import atexit
@@ -35,7 +35,7 @@ elif DURABLE is not None and MAIN_RUN:
         ]
 
     def _probe():
-        """A dry run of this invocation's targets and config (rlpipe.smk.probe)."""
+        """A dry run of this invocation's targets and config (rlpipe.remote.probe)."""
         return probe.run(
             workflow.main_snakefile,
             WORKDIR,

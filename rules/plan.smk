@@ -1,7 +1,7 @@
 # The plan block that `snakemake -n` ends with: the training segments and evaluations of the
 # dry run's DAG by run and its other jobs by rule, with env steps, GPU-hours, wall time on the
 # profile's GPU slots (`resources: gpu=N`) and cost at config planning.usd_per_gpu_hour
-# (profiles/runpod sets it). rlpipe.plan does the sums.
+# (profiles/runpod sets it). rlpipe.results.plan does the sums.
 import atexit
 
 if MAIN_RUN:  # -n is known only once the DAG runs

@@ -50,7 +50,7 @@ rule summarize:
     threads: 1
     params:
         code=code_version("summarize.py"),
-        # rlpipe.stats reads it as package data: a link to this file
+        # rlpipe.results.stats reads it as package data: a link to this file
         baselines=data_version("config/atari_baselines.yaml"),
         summary=config["summary"],
     script:

@@ -152,7 +152,7 @@ def recorded(remote_root: Path) -> set[str]:
     """Outputs whose provenance record is on the remote directory ``remote_root``, whole. A
     kill during an upload can leave a torn record there (``rclone serve webdav`` keeps the
     part of a PUT it received): it records nothing, and Snakemake ignores it too."""
-    from rlpipe.smk.metadata import METADATA, key_of
+    from rlpipe.remote.metadata import METADATA, key_of
 
     out = set()
     for path in (Path(remote_root) / METADATA).rglob("*"):

@@ -51,7 +51,7 @@ def test_ppo_uses_fused_adam_on_cpu(tmp_path):
     from rlpipe.algos.hparams import typed
     from rlpipe.algos.ppo.params import PPOParams
     from rlpipe.algos.ppo.train import train_segment
-    from rlpipe.segment import Segment
+    from rlpipe.runtree.span import Segment
 
     hp = typed(
         PPOParams, {"num_envs": 2, "num_steps": 16, "num_minibatches": 1, "update_epochs": 1}, 64

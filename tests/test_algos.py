@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from rlpipe import layout
 from rlpipe.algos import ALGOS
+from rlpipe.runtree import layout
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -27,14 +27,14 @@ def rule_blocks() -> dict[str, str]:
 
 
 def test_schema_enum_is_the_registry():
-    from rlpipe.config import load_schema
+    from rlpipe.sweep.config import load_schema
 
     schema = load_schema(ROOT / "workflow/schemas/config.schema.yaml")
     assert schema["$defs"]["experiment"]["properties"]["algo"]["enum"] == list(ALGOS)
 
 
 def test_the_warm_worker_loads_every_registered_trainer():
-    from rlpipe.jobproc import WARM_MODULES
+    from rlpipe.warm.jobproc import WARM_MODULES
 
     assert {spec.job_module for spec in ALGOS.values()} <= set(WARM_MODULES)
 

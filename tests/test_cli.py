@@ -144,7 +144,8 @@ def test_bad_config_is_named(project):
 def test_library_modules_do_not_import_torch():
     code = (
         "import sys\n"
-        "import rlpipe.cli, rlpipe.plan, rlpipe.stats, rlpipe.status, rlpipe.watchdog\n"
+        "import rlpipe.cli, rlpipe.results.plan, rlpipe.results.stats, rlpipe.results.status\n"
+        "import rlpipe.runtime.watchdog\n"
         "heavy = {'torch', 'envpool', 'numba'} & set(sys.modules)\n"
         "assert not heavy, heavy\n"
     )

@@ -13,10 +13,10 @@ import jsonschema
 import pytest
 import yaml
 
-from rlpipe import config as rlconfig
-from rlpipe import envspecs
 from rlpipe.algos import ALGOS, hparams
-from rlpipe.runs import ConfigError, Resources, Run, expand_runs, segment_steps
+from rlpipe.sweep import config as rlconfig
+from rlpipe.sweep import envspecs
+from rlpipe.sweep.runs import ConfigError, Resources, Run, expand_runs, segment_steps
 
 from conftest import tiny_config
 from pipeline import REPO, SNAKEMAKE, Workdir
@@ -150,7 +150,7 @@ def test_envpool_registry_cache(tmp_path, monkeypatch):
 
     code = (
         "import sys\n"
-        "from rlpipe import envspecs\n"
+        "from rlpipe.sweep import envspecs\n"
         "r = envspecs.registry(['CartPole-v1', 'NoSuchGame-v5'])\n"
         "assert r.spec('CartPole-v1').obs_shape == (4,) and r.spec('NoSuchGame-v5') is None\n"
         "assert 'envpool' not in sys.modules\n"

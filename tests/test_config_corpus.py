@@ -12,8 +12,8 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
-from rlpipe import config as rlconfig
-from rlpipe.runs import ConfigError
+from rlpipe.sweep import config as rlconfig
+from rlpipe.sweep.runs import ConfigError
 
 from conftest import tiny_config
 from pipeline import REPO, Workdir

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import fcntl
+import importlib
 import json
 import os
 import re
@@ -14,11 +15,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from rlpipe import atomic, telemetry
 from rlpipe.envs import EpisodeTracker
-from rlpipe.seeding import derive_seed
+from rlpipe.runtime.seeding import derive_seed
+from rlpipe.runtree import atomic, telemetry
+from rlpipe.runtree.telemetry import TelemetryWriter, read_jsonl
 from rlpipe.smk import locks
-from rlpipe.telemetry import TelemetryWriter, read_jsonl
 
 
 def test_atomic_write_replaces_whole_file_or_nothing(tmp_path):
@@ -55,11 +56,14 @@ def test_telemetry_live_then_final(tmp_path):
 
 
 def test_telemetry_metrics_are_declared_and_records_carry_their_run(tmp_path):
-    """A metric name not in rlpipe.telemetry.METRICS fails the write (a typo would start a
+    """A metric name not in rlpipe.runtree.telemetry.METRICS fails the write (a typo would start a
     new series); a file in the run tree names its run in every record."""
     path = tmp_path / "runs/ppo-x/Pong-v5/seed3/telemetry/step_0000000512.jsonl"
     with TelemetryWriter(path, env_id="Pong-v5") as tel:
-        with pytest.raises(ValueError, match=r"charts/SPSS not declared in rlpipe.telemetry"):
+        with pytest.raises(
+            ValueError,
+            match=r"charts/SPSS not declared in rlpipe.runtree.telemetry.METRICS or the algorithm",
+        ):
             tel.log(512, **{"charts/SPSS": 1.0})
         tel.log(512, **{telemetry.SPS: 1.0, "perf/cpu_s": 2.0})
     (rec,) = read_jsonl(path)
@@ -68,17 +72,22 @@ def test_telemetry_metrics_are_declared_and_records_carry_their_run(tmp_path):
 
 
 def test_every_metric_a_trainer_names_is_declared():
-    """The names the trainers spell (including variants the demo does not run, e.g.
-    Q-learning's replay) are in METRICS: read from their source, not from one run."""
+    """The names each trainer spells (including variants the demo does not run, e.g.
+    Q-learning's replay) are in METRICS or its algorithm's params.METRICS: read from their
+    source, not from one run."""
     from rlpipe.algos import ALGOS
 
     src = Path(__file__).resolve().parents[1] / "src"
-    trainers = [src / (spec.job_module.replace(".", "/") + ".py") for spec in ALGOS.values()]
-    named = set()
-    for module in (*trainers, src / "rlpipe/telemetry.py"):
-        named |= set(re.findall(r'"((?:charts|losses|perf|gpu|replay)/\w+)"', module.read_text()))
-    assert {"charts/SPS", "replay/size", "losses/bc_loss"} <= named
-    assert named - telemetry.METRICS.keys() == set()
+    pattern = r'"((?:charts|losses|perf|gpu|replay)/\w+)"'
+    common = set(re.findall(pattern, (src / "rlpipe/runtree/telemetry.py").read_text()))
+    seen = set()
+    for spec in ALGOS.values():
+        trainer = src / (spec.job_module.replace(".", "/") + ".py")
+        named = set(re.findall(pattern, trainer.read_text()))
+        own = importlib.import_module(spec.hparams.__module__).METRICS  # its params.METRICS
+        assert named - telemetry.METRICS.keys() - own.keys() == set(), trainer
+        seen |= named
+    assert {"charts/SPS", "replay/size", "losses/bc_loss"} <= seen | common
 
 
 def test_derive_seed_is_stable_and_distinct():
@@ -134,7 +143,7 @@ def test_episode_tracker_counts_whole_games_across_lives():
 
 def test_checkpoint_load_names_a_truncated_file(tmp_path):
     torch = pytest.importorskip("torch")
-    from rlpipe import checkpoint
+    from rlpipe.runtree import checkpoint
 
     path = tmp_path / "step_1.pt"
     checkpoint.save(path, algo="ppo", model={"w": torch.ones(3)})
@@ -147,6 +156,9 @@ def test_checkpoint_load_names_a_truncated_file(tmp_path):
 
 
 def test_summary_code_does_not_import_torch():
-    code = "import sys, rlpipe.tables, rlpipe.runs, rlpipe.config; print('torch' in sys.modules)"
+    code = (
+        "import sys, rlpipe.results.tables, rlpipe.sweep.runs, rlpipe.sweep.config; "
+        "print('torch' in sys.modules)"
+    )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"

@@ -16,11 +16,12 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
-from rlpipe import checkpoint, tables  # noqa: E402
 from rlpipe.algos.bc.train import load_dataset  # noqa: E402
 from rlpipe.algos.qlearn import qtable  # noqa: E402
-from rlpipe.integrity import DamagedFile  # noqa: E402
 from rlpipe.replays.format import write_episode  # noqa: E402
+from rlpipe.results import tables  # noqa: E402
+from rlpipe.runtree import checkpoint  # noqa: E402
+from rlpipe.runtree.integrity import DamagedFile  # noqa: E402
 from rlpipe.storage import manifest as mf  # noqa: E402
 
 from conftest import tiny_config, tiny_qtable  # noqa: E402

@@ -1,4 +1,4 @@
-"""Two directories sharing one remote (rlpipe.durable with a real rclone ``:local:`` remote):
+"""Two directories sharing one remote (rlpipe.remote.durable with a real rclone ``:local:`` remote):
 a copy that another directory has since replaced on the remote is fetched again and never
 uploaded over the newer version, and a file that changes during its upload is uploaded again."""
 
@@ -8,9 +8,9 @@ import json
 import os
 from pathlib import Path
 
-from rlpipe import durable
-from rlpipe.smk.metadata import record_rel
-from rlpipe.smk.probe import ProbeJob, ProbeResult
+from rlpipe.remote import durable
+from rlpipe.remote.metadata import record_rel
+from rlpipe.remote.probe import ProbeJob, ProbeResult
 
 KEY = "runs/cp/CartPole-v1/seed1/ckpt/step_0000000512.pt"
 BENCH = "runs/cp/CartPole-v1/seed1/benchmark/train_step_0000000512.tsv"

@@ -10,7 +10,7 @@ from rlpipe.algos.hparams import typed
 from rlpipe.algos.ppo.params import PPOParams
 from rlpipe.algos.ppo.train import train_segment
 from rlpipe.envs import make_env_pools, make_vec_env
-from rlpipe.segment import Segment
+from rlpipe.runtree.span import Segment
 
 
 @pytest.mark.parametrize("env_id", ["CartPole-v1", "Pong-v5"])

@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from rlpipe import figures
+from rlpipe.results import figures
 
 SHORT_STEPS = re.compile(r"^−?\d+(\.\d+)?[kMG]?$")  # 0, 512, 25.6k, 100k, 1.5M
 

@@ -14,7 +14,7 @@ import sys
 import pytest
 import torch
 
-from rlpipe import worker
+from rlpipe.warm import worker
 
 from conftest import TINY_PPO
 from pipeline import Workdir

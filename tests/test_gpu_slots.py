@@ -1,4 +1,4 @@
-"""Exclusive GPU slots (rlpipe.gpu_slots): unit tests and real concurrent Snakemake jobs."""
+"""Exclusive GPU slots (rlpipe.runtime.gpu_slots): unit tests and real concurrent Snakemake jobs."""
 
 import itertools
 import json
@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from rlpipe.gpu_slots import ENV_GPUS, acquire_slot
+from rlpipe.runtime.gpu_slots import ENV_GPUS, acquire_slot
 
 SRC = Path(__file__).resolve().parents[1] / "src"
 
@@ -55,7 +55,7 @@ class Holders:
     def start(self) -> tuple[str, str]:
         """Start one holder; return (CUDA_VISIBLE_DEVICES, RLPIPE_GPU_SLOT) it was given."""
         ready = self.slot_dir.parent / f"ready{len(self.procs)}"
-        cmd = [sys.executable, "-m", "rlpipe.gpu_slots", "--gpus", str(self.gpus)]
+        cmd = [sys.executable, "-m", "rlpipe.runtime.gpu_slots", "--gpus", str(self.gpus)]
         cmd += ["--jobs-per-gpu", str(self.jobs_per_gpu), "--slot-dir", str(self.slot_dir)]
         script = f'echo "$CUDA_VISIBLE_DEVICES $RLPIPE_GPU_SLOT" > {ready}.tmp; '
         script += f"mv {ready}.tmp {ready}; exec sleep 60"  # the lock now lives in `sleep`
@@ -135,7 +135,7 @@ def test_settings_from_env_and_clear_errors(tmp_path, monkeypatch):
 
 def test_cli_without_gpus_just_runs_the_command(tmp_path):
     out = subprocess.run(
-        [sys.executable, "-m", "rlpipe.gpu_slots", "--gpus", "0", "--", "sh", "-c"]
+        [sys.executable, "-m", "rlpipe.runtime.gpu_slots", "--gpus", "0", "--", "sh", "-c"]
         + ['echo "${CUDA_VISIBLE_DEVICES-unset} ${RLPIPE_GPU_SLOT-unset}"'],
         env=_env(),
         capture_output=True,
@@ -162,7 +162,7 @@ rule all:
 rule job:
     output: "out/job{{i}}.json"
     resources: gpu=1
-    shell: "{python} -m rlpipe.gpu_slots --gpus 2 --jobs-per-gpu 2 --slot-dir slots -- "
+    shell: "{python} -m rlpipe.runtime.gpu_slots --gpus 2 --jobs-per-gpu 2 --slot-dir slots -- "
            "{python} record.py {{output}}"
 """
 
@@ -195,7 +195,7 @@ def test_concurrent_snakemake_jobs_never_share_a_slot(tmp_path):
 
 
 def test_gpu_settings_said_once_env_overrides_and_detects(monkeypatch):
-    from rlpipe.gpu_slots import settings
+    from rlpipe.runtime.gpu_slots import settings
 
     assert settings({"count": 2, "jobs_per_gpu": 3}).slots == 6
     monkeypatch.setenv(ENV_GPUS, "1")
@@ -210,8 +210,8 @@ def test_gpu_settings_said_once_env_overrides_and_detects(monkeypatch):
     "gpus, key", [({"count": -1}, "gpus.count"), ({"jobs_per_gpu": 0}, "gpus.jobs_per_gpu")]
 )
 def test_schema_accepts_gpus_and_names_bad_keys(gpus, key):
-    from rlpipe import config as rlconfig
-    from rlpipe.runs import ConfigError
+    from rlpipe.sweep import config as rlconfig
+    from rlpipe.sweep.runs import ConfigError
 
     schema = SRC.parent / "workflow/schemas/config.schema.yaml"
     base = {"experiments": {"e": {"algo": "ppo", "envs": ["CartPole-v1"], "seeds": [1],

@@ -1,11 +1,11 @@
-"""rlpipe.layout: the run tree's paths, formatted and parsed back, written in one place."""
+"""rlpipe.runtree.layout: the run tree's paths, formatted and parsed back, written in one place."""
 
 import re
 from pathlib import Path
 
 import pytest
 
-from rlpipe import layout
+from rlpipe.runtree import layout
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -71,4 +71,4 @@ def test_the_run_tree_is_written_only_in_layout():
         for n, line in enumerate(path.read_text().splitlines(), 1)
         if hand_written.search(line)
     ]
-    assert not found, f"run-tree paths written outside rlpipe.layout: {found}"
+    assert not found, f"run-tree paths written outside rlpipe.runtree.layout: {found}"

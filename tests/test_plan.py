@@ -6,9 +6,10 @@ import re
 
 import pytest
 
-from rlpipe import gpu_slots, plan
-from rlpipe.runs import ConfigError, expand_runs
+from rlpipe.results import plan
+from rlpipe.runtime import gpu_slots
 from rlpipe.smk import plan_block
+from rlpipe.sweep.runs import ConfigError, expand_runs
 
 SMALL = {"num_envs": 1, "num_steps": 100}  # one update = 100 env steps
 

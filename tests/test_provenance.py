@@ -1,4 +1,4 @@
-"""Code provenance by content (rlpipe.provenance): what reruns when code changes."""
+"""Code provenance by content (rlpipe.smk.provenance): what reruns when code changes."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import shutil
 
 import pytest
 
-from rlpipe import provenance
+from rlpipe.smk import provenance
 
 from conftest import TINY_PPO
 from pipeline import REPO, Workdir
@@ -30,7 +30,7 @@ def test_a_rule_script_covers_the_modules_its_job_runs():
     script = REPO / "workflow/scripts/segment.py"
     files = provenance.code_files(script, REPO / "src", ["rlpipe.algos.ppo.train"])
     assert "rlpipe/algos/ppo/train.py" in files  # the rule names the job the worker runs
-    assert "rlpipe/worker.py" in files and "rlpipe/checkpoint.py" in files
+    assert "rlpipe/warm/worker.py" in files and "rlpipe/runtree/checkpoint.py" in files
     # of the other algorithms only their params (the registry reads every algorithm's)
     others = {f for f in files if f.startswith(("rlpipe/algos/qlearn/", "rlpipe/algos/bc/"))}
     assert {f.rsplit("/", 1)[1] for f in others} <= {"__init__.py", "params.py"}, others
@@ -40,7 +40,7 @@ def test_a_rule_script_covers_the_modules_its_job_runs():
     trainers = {f"rlpipe/algos/{algo}/train.py" for algo in ("ppo", "bc", "qlearn")}
     assert not trainers & set(provenance.code_files(script, REPO / "src"))
     evaluate = provenance.code_files(REPO / "workflow/scripts/evaluate.py", REPO / "src")
-    assert "rlpipe/evaluate.py" in evaluate  # the script spells the job's name
+    assert "rlpipe/rollouts/evaluate.py" in evaluate  # the script spells the job's name
     with pytest.raises(ValueError, match="rlpipe.nope: no such module"):
         provenance.code_files(script, REPO / "src", ["rlpipe.nope"])
 
@@ -134,7 +134,7 @@ def test_a_library_edit_reruns_exactly_its_jobs_and_a_fresh_checkout_nothing(tmp
 
 @pytest.mark.slow
 def test_a_wheel_carries_the_schema_and_baselines_it_reads(tmp_path):
-    """rlpipe.cli and rlpipe.stats read package data (links into workflow/ and config/ in
+    """rlpipe.cli and rlpipe.results.stats read package data (links into workflow/ and config/ in
     the repository): a built wheel holds the same bytes, so an installed rlpipe needs no
     checkout."""
     import subprocess

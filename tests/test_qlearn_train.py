@@ -16,9 +16,9 @@ from rlpipe.algos import hparams
 from rlpipe.algos.qlearn import qtable
 from rlpipe.algos.qlearn.params import QLearnParams
 from rlpipe.algos.qlearn.train import train_segment
-from rlpipe.evaluate import evaluate_checkpoint
-from rlpipe.segment import Segment
-from rlpipe.telemetry import read_jsonl
+from rlpipe.rollouts.evaluate import evaluate_checkpoint
+from rlpipe.runtree.span import Segment
+from rlpipe.runtree.telemetry import read_jsonl
 
 SRC = Path(rlpipe.__file__).resolve().parents[1]  # the rlpipe under test, for the subprocess
 SMALL = {"num_envs": 8, "epsilon_decay_steps": 4000, "log_every_steps": 1000}
@@ -170,7 +170,7 @@ def test_greedy_evaluation_of_a_qtable_does_not_import_torch(tmp_path):
     hp = hparams.typed(QLearnParams, {"num_envs": 4}, 400)
     train_segment(Segment("CartPole-v1", 1, 0, 400), hp, out, tmp_path / "t.jsonl")
     code = (
-        "import sys; from rlpipe.evaluate import evaluate_checkpoint;"
+        "import sys; from rlpipe.rollouts.evaluate import evaluate_checkpoint;"
         f"evaluate_checkpoint({str(out)!r}, 2, 1, 50); print('torch' in sys.modules)"
     )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)

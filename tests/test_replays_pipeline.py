@@ -109,7 +109,7 @@ def test_behaviour_cloning_is_byte_identical_across_processes(tmp_path):
     mf.write(data / mf.MANIFEST_NAME, mf.build("expert", str(data), files, None))
     code = (
         "import sys; from rlpipe.algos.bc.train import train_segment; "
-        "from rlpipe.segment import Segment; "
+        "from rlpipe.runtree.span import Segment; "
         "from rlpipe.algos.bc.params import BCParams; "
         "train_segment(Segment('CartPole-v1', 1, 0, 20), BCParams(batch_size=8, "
         "learning_rate=1e-3, log_every_steps=10), sys.argv[1], sys.argv[2], "

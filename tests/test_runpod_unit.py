@@ -1,4 +1,5 @@
-"""rlpipe.durable pieces that need no remote: record paths, settings, retention, disk guard."""
+"""rlpipe.remote.durable pieces that need no remote: record paths, settings, retention, disk
+guard."""
 
 from __future__ import annotations
 
@@ -8,8 +9,7 @@ import types
 import pytest
 from snakemake.persistence.file import FilePersistence
 
-from rlpipe import durable
-from rlpipe.smk import metadata
+from rlpipe.remote import durable, metadata
 from rlpipe.smk.job import check_free_disk
 
 

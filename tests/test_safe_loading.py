@@ -13,9 +13,9 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
-from rlpipe import checkpoint  # noqa: E402
 from rlpipe.algos.qlearn import qtable  # noqa: E402
-from rlpipe.integrity import DamagedFile  # noqa: E402
+from rlpipe.runtree import checkpoint  # noqa: E402
+from rlpipe.runtree.integrity import DamagedFile  # noqa: E402
 
 from conftest import tiny_qtable  # noqa: E402
 

@@ -10,7 +10,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from rlpipe.smk.metadata import record_rel
+from rlpipe.remote.metadata import record_rel
 
 from pods import (
     Pod,

@@ -1,4 +1,4 @@
-"""Shards (rlpipe.shards): units, balanced and stable assignment, owner records."""
+"""Shards (rlpipe.remote.shards): units, balanced and stable assignment, owner records."""
 
 from __future__ import annotations
 
@@ -7,10 +7,10 @@ import json
 import pytest
 import yaml
 
-from rlpipe import config as rlconfig
-from rlpipe import shards
-from rlpipe.runs import ConfigError, expand_runs
+from rlpipe.remote import shards
 from rlpipe.storage.rclone import RemoteNotFound
+from rlpipe.sweep import config as rlconfig
+from rlpipe.sweep.runs import ConfigError, expand_runs
 
 from pipeline import REPO
 

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import yaml
 
-from rlpipe import stats
+from rlpipe.results import stats
 
 # (runs x tasks): task means [2, 20, 1]
 SCORES = np.array([[1.0, 10.0, 0.0], [2.0, 20.0, 0.0], [3.0, 30.0, 3.0]])

@@ -6,8 +6,8 @@ import time
 
 import pytest
 
-from rlpipe import status
-from rlpipe.telemetry import TelemetryWriter
+from rlpipe.results import status
+from rlpipe.runtree.telemetry import TelemetryWriter
 
 
 def write_segment(run_dir, end_step, records, live=False):
@@ -173,7 +173,8 @@ def test_fmt_duration():
 
 
 def test_gpu_slot_device_and_memory_are_shown(tmp_path):
-    """A running segment's telemetry says which GPU slot and device it has (rlpipe.gpu_slots)
+    """A running segment's telemetry says which GPU slot and device it has
+    (rlpipe.runtime.gpu_slots)
     and its GPU memory; the table shows all three."""
     now = 1_000_000.0
     run = tmp_path / "runs" / "exp" / "Pong-v5" / "seed1"

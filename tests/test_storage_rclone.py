@@ -191,7 +191,7 @@ def test_a_replaced_file_read_through_rclone_is_always_whole(rclone_server, tmp_
     import json
     import threading
 
-    from rlpipe.shards import read_replaced
+    from rlpipe.remote.shards import read_replaced
 
     served = rclone_server.root / "state" / "shards.json"
     served.parent.mkdir(parents=True)

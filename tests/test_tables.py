@@ -8,13 +8,13 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from rlpipe import figures, stats, tables
+from rlpipe.results import figures, stats, tables
 
 
 def _write_eval(root, exp, env, seed, step, mean):
     path = root / f"runs/{exp}/{env}/seed{seed}/eval/step_{step:010d}.json"
     path.parent.mkdir(parents=True, exist_ok=True)
-    returns = [mean - 1.0, mean + 1.0]  # what rlpipe.evaluate writes, two episodes
+    returns = [mean - 1.0, mean + 1.0]  # what rlpipe.rollouts.evaluate writes, two episodes
     record = {"algo": "ppo", "step": step, "episodes": 2, "returns": returns, "mean_return": mean}
     path.write_text(json.dumps(record))
     return path

@@ -9,9 +9,10 @@ from pathlib import Path
 
 import pytest
 
-from rlpipe import config as rlconfig
-from rlpipe.runs import ConfigError, expand_runs
-from rlpipe.telemetry import TelemetryWriter
+from rlpipe.algos.ppo.params import METRICS as PPO_METRICS
+from rlpipe.runtree.telemetry import TelemetryWriter
+from rlpipe.sweep import config as rlconfig
+from rlpipe.sweep.runs import ConfigError, expand_runs
 from rlpipe.tracking import Settings, config_hashes, segment_points, wandb_run_id
 
 from conftest import tiny_config
@@ -23,7 +24,7 @@ SCHEMA = REPO / "workflow/schemas/config.schema.yaml"
 
 def _segment(tmp_path: Path, name: str, steps: list[int], end: int, ret: float = 9.5):
     tel = tmp_path / f"telemetry/step_{name}.jsonl"
-    with TelemetryWriter(tel, env_id="CartPole-v1", seed=1) as writer:
+    with TelemetryWriter(tel, PPO_METRICS, env_id="CartPole-v1", seed=1) as writer:
         for step in steps:
             writer.log(step, **{"charts/SPS": step / 10, "losses/value_loss": 1.0 / step})
     ev = tmp_path / f"eval/step_{name}.json"
@@ -173,8 +174,8 @@ print(json.dumps(log_segment(settings, "cp-1-abc", points, {str(final)!r}, name=
 def test_workflow_helpers_import_neither_tracker():
     """What the Snakefile imports while it builds the DAG loads no tracker library."""
     code = (
-        "import sys, rlpipe.tracking, rlpipe.runs, rlpipe.config, rlpipe.plan, rlpipe.smk.locks, "
-        "rlpipe.durable, rlpipe.smk.env, rlpipe.replays.fetch; "
+        "import sys, rlpipe.tracking, rlpipe.sweep.runs, rlpipe.sweep.config, rlpipe.results.plan, "
+        "rlpipe.smk.locks, rlpipe.remote.durable, rlpipe.smk.env, rlpipe.replays.fetch; "
         "print(sorted(m for m in sys.modules if m.split('.')[0] in ('wandb', 'tensorboard')))"
     )
     out = subprocess.run(

@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from rlpipe.telemetry import read_jsonl
+from rlpipe.runtree.telemetry import read_jsonl
 
 from conftest import tiny_config
 from pipeline import Workdir, live_lines, subprocess_env

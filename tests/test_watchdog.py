@@ -14,14 +14,14 @@ from pathlib import Path
 
 import pytest
 
-from rlpipe.watchdog import EXIT_CODE, Watchdog
+from rlpipe.runtime.watchdog import EXIT_CODE, Watchdog
 
 SRC = str(Path(__file__).resolve().parents[1] / "src")
 
 
 def run_child(body: str, timeout: float = 300) -> subprocess.CompletedProcess:
     """Run ``body`` in a child Python; a hang the watchdog misses ends in TimeoutExpired."""
-    code = "import time\nfrom rlpipe.watchdog import Watchdog\n" + textwrap.dedent(body)
+    code = "import time\nfrom rlpipe.runtime.watchdog import Watchdog\n" + textwrap.dedent(body)
     env = {**os.environ, "PYTHONPATH": SRC}
     return subprocess.run(
         [sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=timeout

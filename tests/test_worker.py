@@ -1,4 +1,4 @@
-"""The warm worker (rlpipe.worker): same results as a job process, same crash semantics."""
+"""The warm worker (rlpipe.warm.worker): same results as a job process, same crash semantics."""
 
 from __future__ import annotations
 
@@ -13,8 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from rlpipe import worker
 from rlpipe.smk.jobguard import identity
+from rlpipe.warm import worker
 
 from conftest import TINY_PPO
 from pipeline import REPO, Workdir, live_lines, subprocess_env
@@ -64,7 +64,7 @@ def _worker_pids(workdir: Path) -> list[int]:
     """The worker of ``workdir`` (its forked children share its command line)."""
     sock = str(worker.socket_path(workdir))
     procs = _processes()
-    mine = {pid for pid, (_, cmd) in procs.items() if "rlpipe.worker" in cmd and sock in cmd}
+    mine = {pid for pid, (_, cmd) in procs.items() if "rlpipe.warm.worker" in cmd and sock in cmd}
     return [pid for pid in mine if procs[pid][0] not in mine]
 
 
@@ -128,7 +128,7 @@ def _request(sock_path: Path, code: dict) -> dict:
     with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as conn:
         conn.connect(str(sock_path))
         request = {
-            "target": "rlpipe.evaluate:evaluate_job",
+            "target": "rlpipe.rollouts.evaluate:evaluate_job",
             "kwargs": {},
             "code": code,
             "cwd": os.getcwd(),
@@ -142,7 +142,7 @@ def _request(sock_path: Path, code: dict) -> dict:
 
 def _serve(sock_path: Path, env: dict) -> subprocess.Popen:
     server = subprocess.Popen(
-        [sys.executable, "-m", "rlpipe.worker", str(sock_path)],
+        [sys.executable, "-m", "rlpipe.warm.worker", str(sock_path)],
         env={**os.environ, "PYTHONPATH": SRC, **env},
     )
     deadline = time.monotonic() + 120
@@ -159,7 +159,7 @@ def test_a_worker_refuses_code_it_did_not_load_and_steps_aside(tmp_path):
     server = _serve(sock_path, {worker.ENV_IDLE: "600"})
     loaded = json.loads(
         subprocess.run(
-            [sys.executable, "-c", "import json; from rlpipe import worker; "
+            [sys.executable, "-c", "import json; from rlpipe.warm import worker; "
              "import rlpipe.algos.ppo.train; print(json.dumps(worker.loaded_versions()))"],
             env={**os.environ, "PYTHONPATH": SRC}, capture_output=True, text=True, check=True,
         ).stdout
@@ -188,4 +188,4 @@ def test_only_rlpipe_job_functions_are_run():
     with pytest.raises(ValueError, match="not an rlpipe job function"):
         worker.run("os:system", {"command": "true"})
     with pytest.raises(ValueError, match="not an rlpipe job function"):
-        worker.job_function("rlpipe.atomic:write_text")
+        worker.job_function("rlpipe.runtree.atomic:write_text")

@@ -21,10 +21,10 @@ from pathlib import Path
 
 import pytest
 
-from rlpipe import worker
-from rlpipe.jobproc import uses_cuda
+from rlpipe.runtime.watchdog import EXIT_CODE
 from rlpipe.smk.jobguard import identity
-from rlpipe.watchdog import EXIT_CODE
+from rlpipe.warm import worker
+from rlpipe.warm.jobproc import uses_cuda
 
 from conftest import TINY_PPO, tiny_qtable
 from pipeline import REPO, Workdir
@@ -66,7 +66,7 @@ def test_the_warm_up_of_a_forking_worker_touches_no_cuda():
     even where torch is a CUDA build that sees a GPU."""
     code = FAKE_CUDA + textwrap.dedent(
         """
-        from rlpipe.jobproc import warm_imports
+        from rlpipe.warm.jobproc import warm_imports
         try:
             warm_imports()
         except RuntimeError:
@@ -96,7 +96,7 @@ def test_which_jobs_may_use_cuda():
 def _serve(sock_path: Path) -> subprocess.Popen:
     """A worker as a GPU job starts it (it starts a spare for that GPU's jobs at once)."""
     server = subprocess.Popen(
-        [sys.executable, "-m", "rlpipe.worker", str(sock_path)],
+        [sys.executable, "-m", "rlpipe.warm.worker", str(sock_path)],
         env={**os.environ, "PYTHONPATH": SRC, worker.ENV_IDLE: "600", "CUDA_VISIBLE_DEVICES": "0"},
     )
     deadline = time.monotonic() + 300
@@ -135,7 +135,7 @@ def _ask(sock_path: Path, fifo: Path, visible: str) -> tuple[socket.socket, dict
     conn = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     conn.connect(str(sock_path))
     request = {
-        "target": "rlpipe.evaluate:evaluate_job",
+        "target": "rlpipe.rollouts.evaluate:evaluate_job",
         "kwargs": {"ckpt": str(fifo), "out": str(fifo) + ".json", "episodes": 1, "seed": 1,
                    "max_steps": 1},
         "code": {},
@@ -149,7 +149,7 @@ def _ask(sock_path: Path, fifo: Path, visible: str) -> tuple[socket.socket, dict
 
 
 def test_gpu_jobs_run_in_spawned_processes_and_cpu_jobs_are_forked(tmp_path):
-    """A job given a GPU runs in a fresh interpreter (``rlpipe.spares``), never in a fork of
+    """A job given a GPU runs in a fresh interpreter (``rlpipe.warm.spares``), never in a fork of
     the worker; a job that asked for no GPU is forked. Closing a job's connection (its job
     process died) ends the process that runs it, spawned or forked."""
     sock_path = tmp_path / "w.sock"
@@ -160,7 +160,7 @@ def test_gpu_jobs_run_in_spawned_processes_and_cpu_jobs_are_forked(tmp_path):
         server_cmd = _cmdline(server.pid)
         gpu_conn, gpu_pid = _blocked_job(sock_path, fifo, "0")
         cpu_conn, cpu_pid = _blocked_job(sock_path, fifo, "")
-        assert "rlpipe.spares" in _cmdline(gpu_pid), "a GPU job was forked from the worker"
+        assert "rlpipe.warm.spares" in _cmdline(gpu_pid), "a GPU job was forked from the worker"
         assert _cmdline(cpu_pid) == server_cmd, "a CPU job should be forked (fast start)"
         for conn, pid in [(gpu_conn, gpu_pid), (cpu_conn, cpu_pid)]:
             conn.close()
@@ -186,7 +186,7 @@ def test_a_worker_that_dies_while_starting_is_noticed_at_once(tmp_path, monkeypa
 
 HUNG_ENVS = """
 import time
-import rlpipe.evaluate, rlpipe.replays.record
+import rlpipe.rollouts.evaluate, rlpipe.rollouts.record
 
 class Hung:
     def reset(self):
@@ -195,7 +195,7 @@ class Hung:
     def step(self, actions):
         time.sleep(3600)  # a hung device or emulator
 
-rlpipe.evaluate.make_vec_env = rlpipe.replays.record.make_vec_env = lambda *a, **k: Hung()
+rlpipe.rollouts.evaluate.make_vec_env = rlpipe.rollouts.record.make_vec_env = lambda *a, **k: Hung()
 """
 
 
@@ -208,9 +208,10 @@ def test_evaluation_and_recording_run_under_the_stall_watchdog(tmp_path, job):
     ckpt = tmp_path / "q.npz"
     qtable.save(ckpt, tiny_qtable())
     call = {
-        "evaluate": f"rlpipe.evaluate.evaluate_job({str(ckpt)!r}, {str(tmp_path / 'e.json')!r},"
+        "evaluate": "rlpipe.rollouts.evaluate.evaluate_job("
+        f"{str(ckpt)!r}, {str(tmp_path / 'e.json')!r},"
         " 1, 1, 10, stall_timeout=2)",
-        "record": f"rlpipe.replays.record.record_job({str(ckpt)!r},"
+        "record": f"rlpipe.rollouts.record.record_job({str(ckpt)!r},"
         f" {str(tmp_path / 'd/MANIFEST.json')!r}, 'd', 1, 1, 10, 1, stall_timeout=2)",
     }[job]
     proc = subprocess.run(

@@ -12,9 +12,12 @@ import tempfile
 import time
 from pathlib import Path
 
-from rlpipe import config as rlconfig
-from rlpipe import gpu_slots, layout, plan, shards, status
-from rlpipe.runs import ConfigError, expand_runs
+from rlpipe.remote import shards
+from rlpipe.results import plan, status
+from rlpipe.runtime import gpu_slots
+from rlpipe.runtree import layout
+from rlpipe.sweep import config as rlconfig
+from rlpipe.sweep.runs import ConfigError, expand_runs
 
 # Package data (a link to workflow/schemas/ in the repository; a copy in a wheel).
 SCHEMA = Path(__file__).parent / "data" / "config.schema.yaml"
@@ -58,7 +61,7 @@ def sharded_sweep(client) -> shards.Assignment | None:
 
 def shard_view(client, sweep: shards.Assignment, config: dict | None, runs_dir) -> str:
     """The shard table of a sharded sweep's mirror (owners read from the remote)."""
-    from rlpipe.durable import Settings
+    from rlpipe.remote.durable import Settings
 
     owners = shards.read_owners(client, sweep.count)
     durable_segments = {

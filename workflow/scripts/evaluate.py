@@ -6,7 +6,7 @@ from rlpipe.smk.job import redirect_to_log, stall_timeout
 
 redirect_to_log(snakemake)  # noqa: F821
 
-from rlpipe import worker  # noqa: E402
+from rlpipe.warm import worker  # noqa: E402
 
 smk = snakemake  # noqa: F821
 ev = smk.params.evaluation
@@ -19,4 +19,4 @@ spec = {
     "threads": smk.threads,
     "stall_timeout": stall_timeout(smk, smk.input.ckpt),
 }
-sys.exit(worker.run("rlpipe.evaluate:evaluate_job", spec, smk.params.code, smk.log[0]))
+sys.exit(worker.run("rlpipe.rollouts.evaluate:evaluate_job", spec, smk.params.code, smk.log[0]))

@@ -6,9 +6,9 @@ redirect_to_log(snakemake)  # noqa: F821
 
 from pathlib import Path  # noqa: E402
 
-from rlpipe import atomic  # noqa: E402
 from rlpipe.replays.fetch import public_source  # noqa: E402
 from rlpipe.replays.publish import publish_dataset  # noqa: E402
+from rlpipe.runtree import atomic  # noqa: E402
 
 smk = snakemake  # noqa: F821
 published = publish_dataset(

@@ -4,7 +4,8 @@ from rlpipe.smk.job import redirect_to_log
 
 redirect_to_log(snakemake)  # noqa: F821
 
-from rlpipe import atomic, figures, tables  # noqa: E402
+from rlpipe.results import figures, tables  # noqa: E402
+from rlpipe.runtree import atomic  # noqa: E402
 
 smk = snakemake  # noqa: F821
 out = smk.output

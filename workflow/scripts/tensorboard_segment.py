@@ -6,7 +6,7 @@ redirect_to_log(snakemake)  # noqa: F821
 
 from pathlib import Path  # noqa: E402
 
-from rlpipe.runs import expand_runs  # noqa: E402
+from rlpipe.sweep.runs import expand_runs  # noqa: E402
 from rlpipe.tracking import segment_points  # noqa: E402
 from rlpipe.tracking.tb import prune_stale, write_events  # noqa: E402
 

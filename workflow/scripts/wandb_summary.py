@@ -6,7 +6,7 @@ redirect_to_log(snakemake)  # noqa: F821
 
 from pathlib import Path  # noqa: E402
 
-from rlpipe import atomic  # noqa: E402
+from rlpipe.runtree import atomic  # noqa: E402
 from rlpipe.tracking.wb import log_tables  # noqa: E402
 
 smk = snakemake  # noqa: F821

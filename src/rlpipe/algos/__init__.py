@@ -1,9 +1,10 @@
 """The algorithms rlpipe trains, in one registry (torch-free: read while the DAG is built).
 
 Each :class:`AlgoSpec` names what the workflow needs to know of an algorithm: its
-hyper-parameters (its ``params`` dataclass), its checkpoint kind (rlpipe.layout), its Snakemake rule
-and rule script, the warm worker's job (module and function, see rlpipe.worker), the built-in
-planning throughput (rlpipe.plan) and what it takes as input.
+hyper-parameters (its ``params`` dataclass), its checkpoint kind (rlpipe.runtree.layout), its
+Snakemake rule and rule script, the warm worker's job (module and function, see
+rlpipe.warm.worker), the built-in planning throughput (rlpipe.results.plan) and what it takes
+as input.
 """
 
 from __future__ import annotations
@@ -11,30 +12,26 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 
-from rlpipe.algos.bc.params import METRICS as BC_METRICS
 from rlpipe.algos.bc.params import BCParams
-from rlpipe.algos.ppo.params import METRICS as PPO_METRICS
 from rlpipe.algos.ppo.params import PPOParams
-from rlpipe.algos.qlearn.params import METRICS as QLEARN_METRICS
 from rlpipe.algos.qlearn.params import QLearnParams
 
 
 @dataclass(frozen=True)
 class AlgoSpec:
     hparams: type  # its params dataclass (algos/<name>/params.py), a docstring per field
-    metrics: dict[str, str]  # telemetry names its trainer writes beyond the common ones
-    ckpt_kind: str  # rlpipe.layout kind of its checkpoints: "ckpt" (.pt) or "qtable" (.npz)
+    ckpt_kind: str  # rlpipe.runtree.layout kind of its checkpoints: "ckpt" (.pt) or "qtable" (.npz)
     rule: str  # the Snakemake rule training one segment
     job_module: str  # the worker runs f"{job_module}:{job_function}" (kept apart: see below)
     job_function: str
-    default_sps: dict[str, float]  # rlpipe.plan's built-in env steps/s, by planning key
+    default_sps: dict[str, float]  # rlpipe.results.plan's built-in env steps/s, by planning key
     update_keys: tuple[str, ...] = ()  # hparams whose product is the env steps of one update
     warm_starts_from: frozenset[str] = field(default_factory=frozenset)  # init_from's algos
     needs_dataset: bool = False  # trains on a replay dataset (config key dataset)
 
     @property
     def job(self) -> str:
-        """The worker's job target. rlpipe.provenance follows such strings to the module they
+        """The worker's job target. rlpipe.smk.provenance follows such strings to the module they
         name, so this module holds them only in parts: importing it covers no algorithm."""
         return f"{self.job_module}:{self.job_function}"
 
@@ -50,19 +47,17 @@ class AlgoSpec:
 ALGOS: dict[str, AlgoSpec] = {
     "ppo": AlgoSpec(
         hparams=PPOParams,
-        metrics=PPO_METRICS,
         ckpt_kind="ckpt",
         rule="ppo_segment",
         job_module="rlpipe.algos.ppo.train",
         job_function="segment_job",
-        # ppo/atari: one job alone on an H200 (2 threads); GPU_SHARING in rlpipe.plan scales it
+        # ppo/atari: one job alone on an H200 (2 threads), scaled by rlpipe.results.plan.GPU_SHARING
         default_sps={"ppo/atari": 1585.0, "ppo/atari/cpu": 250.0, "ppo/classic": 3500.0},
         update_keys=("num_envs", "num_steps"),
         warm_starts_from=frozenset({"ppo", "bc"}),
     ),
     "qlearn": AlgoSpec(
         hparams=QLearnParams,
-        metrics=QLEARN_METRICS,
         ckpt_kind="qtable",
         rule="qlearn_segment",
         job_module="rlpipe.algos.qlearn.train",
@@ -73,7 +68,6 @@ ALGOS: dict[str, AlgoSpec] = {
     ),
     "bc": AlgoSpec(
         hparams=BCParams,
-        metrics=BC_METRICS,
         ckpt_kind="ckpt",
         rule="bc_segment",
         job_module="rlpipe.algos.bc.train",

@@ -3,7 +3,7 @@
 Each algorithm's parameters are a dataclass in its package (``rlpipe.algos.<name>.params``)
 built with :func:`param`; every field carries its description and its
 JSON-schema constraints in ``field(metadata=...)``. ``schema(params)`` turns one into the
-fragment that validates ``experiments.*.hparams`` (rlpipe.config), ``expected(...)`` words a
+fragment that validates ``experiments.*.hparams`` (rlpipe.sweep.config), ``expected(...)`` words a
 constraint for error messages, ``resolve`` fills the defaults a config leaves out, and
 ``typed`` gives the dataclass the training loops read. The registry (rlpipe.algos) names each
 algorithm's dataclass; this module knows no registry.

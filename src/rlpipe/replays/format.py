@@ -22,7 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
-from rlpipe import atomic
+from rlpipe.runtree import atomic
 
 FORMAT_VERSION = "rlpipe-episode/1"
 STEP_ARRAYS = {

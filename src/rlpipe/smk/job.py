@@ -6,7 +6,7 @@ import sys
 from contextlib import ExitStack
 from pathlib import Path
 
-from rlpipe.gpu_slots import acquire_slot
+from rlpipe.runtime.gpu_slots import acquire_slot
 from rlpipe.smk.jobguard import guard_job
 
 _held = ExitStack()  # the job's GPU slot, held until the process ends (freed even on SIGKILL)
@@ -15,9 +15,9 @@ _held = ExitStack()  # the job's GPU slot, held until the process ends (freed ev
 def redirect_to_log(snakemake) -> None:
     """Guard the job (it ends if its Snakemake dies, see ``rlpipe.smk.jobguard``), point
     stdout and stderr (Python and C level) at ``snakemake.log[0]``, and take a GPU slot if
-    the job asks for a GPU (before anything initialises CUDA; see ``rlpipe.gpu_slots``);
+    the job asks for a GPU (before anything initialises CUDA; see ``rlpipe.runtime.gpu_slots``);
     a job that asks for none sees no GPU."""
-    from rlpipe.telemetry import job_started_now
+    from rlpipe.runtree.telemetry import job_started_now
 
     job_started_now()
     guard_job()
@@ -53,8 +53,8 @@ def check_free_disk(out_path: str, prev_ckpt: str | None, min_free_mb: float) ->
 def stall_timeout(snakemake, path: str) -> float:
     """The stall timeout of the run that the run-tree file ``path`` belongs to (an operational
     setting, not a param: changing it reruns nothing)."""
-    from rlpipe import layout
-    from rlpipe.runs import expand_runs
+    from rlpipe.runtree import layout
+    from rlpipe.sweep.runs import expand_runs
 
     artifact = layout.parse(path)
     run = expand_runs(snakemake.config)[(artifact.exp, artifact.env, artifact.seed)]
@@ -68,8 +68,8 @@ def segment_spec(snakemake) -> dict:
     Refuses to start without enough free disk (the job fails and Snakemake retries it later)
     and removes temp files a killed attempt left.
     """
-    from rlpipe.atomic import remove_stale_temps
-    from rlpipe.runs import expand_runs
+    from rlpipe.runtree.atomic import remove_stale_temps
+    from rlpipe.sweep.runs import expand_runs
 
     smk = snakemake
     margin = (smk.config.get("durable") or {}).get("min_free_disk_mb", 0)

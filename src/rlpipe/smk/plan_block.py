@@ -1,13 +1,13 @@
-"""The plan block ``snakemake -n`` ends with (rlpipe.plan's estimate of the jobs it found),
-and for a whole sweep on a pod its wall time and cost split across N pods (rlpipe.shards)."""
+"""The plan block ``snakemake -n`` ends with (rlpipe.results.plan's estimate of the jobs it found),
+and for a whole sweep on a pod its wall time and cost split across N pods (rlpipe.remote.shards)."""
 
 from __future__ import annotations
 
 import os
 from collections.abc import Iterable
 
-from rlpipe import shards
-from rlpipe.plan import (
+from rlpipe.remote import shards
+from rlpipe.results.plan import (
     Allocation,
     Durations,
     OtherJob,
@@ -18,7 +18,7 @@ from rlpipe.plan import (
     render,
     usd_per_gpu_hour,
 )
-from rlpipe.runs import Run
+from rlpipe.sweep.runs import Run
 
 
 def dry_run_block(

@@ -15,7 +15,7 @@ import hashlib
 import json
 from pathlib import Path
 
-from rlpipe import atomic
+from rlpipe.runtree import atomic
 
 FORMAT = "rlpipe-dataset-manifest/1"
 MANIFEST_NAME = "MANIFEST.json"

@@ -11,9 +11,9 @@ import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from rlpipe import layout
-from rlpipe.runs import Run
-from rlpipe.telemetry import read_jsonl
+from rlpipe.runtree import layout
+from rlpipe.runtree.telemetry import read_jsonl
+from rlpipe.sweep.runs import Run
 
 
 @dataclass(frozen=True)

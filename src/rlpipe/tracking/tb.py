@@ -13,7 +13,7 @@ from pathlib import Path
 from tensorboard.compat.proto import event_pb2, summary_pb2
 from tensorboard.summary.writer.record_writer import RecordWriter
 
-from rlpipe import atomic
+from rlpipe.runtree import atomic
 from rlpipe.tracking import Point
 
 EVENT_FILE = re.compile(r"^events\.out\.tfevents\.(\d+)\.rlpipe$")

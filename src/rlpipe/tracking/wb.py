@@ -16,7 +16,7 @@ from pathlib import Path
 
 import wandb
 
-from rlpipe import atomic
+from rlpipe.runtree import atomic
 from rlpipe.tracking import Point
 
 SETTINGS = {"console": "off", "x_disable_stats": True, "disable_git": True, "save_code": False}

@@ -20,7 +20,7 @@ class BCParams:
     log_every_steps: int = param(100, "gradient steps between telemetry lines", COUNT)
 
 
-# The metrics its trainer writes beyond rlpipe.telemetry's common ones (name: what it is).
+# The metrics its trainer writes beyond rlpipe.runtree.telemetry's common ones (name: what it is).
 METRICS = {
     "charts/accuracy": "share of the minibatch's actions the policy predicts (BC)",
     "charts/samples_per_second": "dataset samples per second (BC)",

@@ -16,19 +16,19 @@ import torch
 import torch.nn.functional as F
 from torch import optim
 
-from rlpipe import checkpoint
-from rlpipe.algos.bc.params import BCParams
+from rlpipe.algos.bc.params import METRICS, BCParams
 from rlpipe.algos.nets import ActorCritic
-from rlpipe.device import torch_device
 from rlpipe.envs import is_image_env
-from rlpipe.gpu_slots import placement
-from rlpipe.integrity import damaged
 from rlpipe.replays.format import read_episode
-from rlpipe.seeding import derive_seed
-from rlpipe.segment import Segment
+from rlpipe.runtime.device import torch_device
+from rlpipe.runtime.gpu_slots import placement
+from rlpipe.runtime.seeding import derive_seed
+from rlpipe.runtime.watchdog import run_watched
+from rlpipe.runtree import checkpoint
+from rlpipe.runtree.integrity import damaged
+from rlpipe.runtree.span import Segment
+from rlpipe.runtree.telemetry import TelemetryWriter
 from rlpipe.storage import manifest as mf
-from rlpipe.telemetry import TelemetryWriter
-from rlpipe.watchdog import run_watched
 
 
 def load_dataset(dataset_dir: str | Path, env_id: str) -> tuple[np.ndarray, np.ndarray, int]:
@@ -88,7 +88,7 @@ def train_segment(
 
     t0 = time.time()
     with TelemetryWriter(
-        telemetry_out, env_id=segment.env_id, seed=segment.seed, **placement()
+        telemetry_out, METRICS, env_id=segment.env_id, seed=segment.seed, **placement()
     ) as tel:
         for step in range(segment.start_step + 1, segment.end_step + 1):
             idx = torch.randint(0, len(act_all), (hp.batch_size,)).to(device)  # CPU RNG
@@ -147,7 +147,7 @@ def segment_job(
     threads: int = 1,
     stall_timeout: float = 600,
 ) -> None:
-    """One BC segment as a job (plain-data arguments, see ``rlpipe.worker``)."""
+    """One BC segment as a job (plain-data arguments, see ``rlpipe.warm.worker``)."""
     segment = Segment(env, seed, start, end)
     run_watched(
         lambda beat: train_segment(

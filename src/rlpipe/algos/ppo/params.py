@@ -51,7 +51,7 @@ class PPOParams:
     log_every_updates: int = param(1, "updates between telemetry lines", COUNT)
 
 
-# The metrics its trainer writes beyond rlpipe.telemetry's common ones (name: what it is).
+# The metrics its trainer writes beyond rlpipe.runtree.telemetry's common ones (name: what it is).
 METRICS = {
     "charts/learning_rate": "the optimiser's learning rate at this update (PPO)",
     "losses/value_loss": "PPO value loss",

@@ -19,16 +19,16 @@ import numpy as np
 import torch
 from torch import nn, optim
 
-from rlpipe import checkpoint
 from rlpipe.algos.nets import ActorCritic
-from rlpipe.algos.ppo.params import PPOParams
-from rlpipe.device import torch_device
+from rlpipe.algos.ppo.params import METRICS, PPOParams
 from rlpipe.envs import EpisodeTracker, is_image_env, make_env_pools
-from rlpipe.gpu_slots import placement
-from rlpipe.seeding import derive_seed
-from rlpipe.segment import Segment
-from rlpipe.telemetry import TelemetryWriter, startup
-from rlpipe.watchdog import run_watched
+from rlpipe.runtime.device import torch_device
+from rlpipe.runtime.gpu_slots import placement
+from rlpipe.runtime.seeding import derive_seed
+from rlpipe.runtime.watchdog import run_watched
+from rlpipe.runtree import checkpoint
+from rlpipe.runtree.span import Segment
+from rlpipe.runtree.telemetry import TelemetryWriter, startup
 
 
 def build_agent(env_id: str, envs) -> ActorCritic:
@@ -119,7 +119,12 @@ def train_segment(
     t0 = time.time()
 
     with TelemetryWriter(
-        telemetry_out, env_id=segment.env_id, seed=segment.seed, **placement(), **startup()
+        telemetry_out,
+        METRICS,
+        env_id=segment.env_id,
+        seed=segment.seed,
+        **placement(),
+        **startup(),
     ) as tel:
         for update in range(num_updates):
             lr = hp.learning_rate
@@ -211,7 +216,7 @@ def segment_job(
     threads: int = 1,
     stall_timeout: float = 600,
 ) -> None:
-    """One PPO segment as a job (plain-data arguments, see ``rlpipe.worker``); the stall
+    """One PPO segment as a job (plain-data arguments, see ``rlpipe.warm.worker``); the stall
     watchdog ends it if its loop stops making progress."""
     segment = Segment(env, seed, start, end)
     run_watched(

@@ -69,7 +69,7 @@ class QLearnParams:
     log_every_steps: int = param(20_000, "env steps between telemetry lines", COUNT)
 
 
-# The metrics its trainer writes beyond rlpipe.telemetry's common ones (name: what it is).
+# The metrics its trainer writes beyond rlpipe.runtree.telemetry's common ones (name: what it is).
 METRICS = {
     "charts/epsilon": "exploration rate of epsilon-greedy (Q-learning)",
     "charts/coverage": "fraction of the Q-table's states visited (Q-learning)",

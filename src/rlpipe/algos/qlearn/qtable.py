@@ -16,10 +16,10 @@ from pathlib import Path
 
 import numpy as np
 
-from rlpipe import atomic
 from rlpipe.algos.qlearn.indexer import StateIndexer
 from rlpipe.algos.qlearn.replay import ARRAYS as REPLAY_ARRAYS
-from rlpipe.integrity import damaged, read_zip
+from rlpipe.runtree import atomic
+from rlpipe.runtree.integrity import damaged, read_zip
 
 FORMAT = "rlpipe-qtable/1"
 ZIP_EPOCH = (1980, 1, 1, 0, 0, 0)

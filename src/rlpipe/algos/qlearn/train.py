@@ -16,14 +16,14 @@ import numpy as np
 
 from rlpipe.algos.qlearn import kernel, qtable
 from rlpipe.algos.qlearn.indexer import build_indexer
-from rlpipe.algos.qlearn.params import QLearnParams
+from rlpipe.algos.qlearn.params import METRICS, QLearnParams
 from rlpipe.algos.qlearn.replay import PrioritizedReplay
 from rlpipe.envs import make_vec_env
-from rlpipe.gpu_slots import placement
-from rlpipe.seeding import derive_seed
-from rlpipe.segment import Segment
-from rlpipe.telemetry import TelemetryWriter
-from rlpipe.watchdog import run_watched
+from rlpipe.runtime.gpu_slots import placement
+from rlpipe.runtime.seeding import derive_seed
+from rlpipe.runtime.watchdog import run_watched
+from rlpipe.runtree.span import Segment
+from rlpipe.runtree.telemetry import TelemetryWriter
 
 RNG_STREAM = 1  # derive_seed(seed, 0, RNG_STREAM): the agent's RNG, distinct from the envs'
 
@@ -128,7 +128,7 @@ def train_segment(
     updates_at_log = table.updates
 
     static = {"env_id": env_id, "seed": seed, "algo": "qlearn", **placement()}
-    with TelemetryWriter(telemetry_out, **static) as tel:
+    with TelemetryWriter(telemetry_out, METRICS, **static) as tel:
         for it in range(n_iters):
             if not indexer.fitted:
                 indexer.collect(obs)
@@ -192,7 +192,7 @@ def segment_job(
     threads: int = 1,
     stall_timeout: float = 600,
 ) -> None:
-    """One Q-learning segment as a job (plain-data arguments, see ``rlpipe.worker``)."""
+    """One Q-learning segment as a job (plain-data arguments, see ``rlpipe.warm.worker``)."""
     segment = Segment(env, seed, start, end)
     run_watched(
         lambda beat: train_segment(

@@ -7,9 +7,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from rlpipe import layout
 from rlpipe.algos import ALGOS
 from rlpipe.algos import hparams as hp_defaults
+from rlpipe.runtree import layout
 
 
 class ConfigError(ValueError):
@@ -45,7 +45,7 @@ class Run:
         return layout.run_dir(self.exp, self.env, self.seed)
 
     def path(self, kind: str, step: int) -> str:
-        """The run's file of ``kind`` (a key of rlpipe.layout.FILES) at ``step``."""
+        """The run's file of ``kind`` (a key of rlpipe.runtree.layout.FILES) at ``step``."""
         return layout.path(kind, self.exp, self.env, self.seed, step)
 
     @property
@@ -71,7 +71,7 @@ def budgets(spec: dict) -> dict:
 
 
 def expand_runs(config: dict) -> dict[tuple[str, str, int], Run]:
-    """All runs of a validated config (rlpipe.config.validate), keyed by (exp, env, seed)."""
+    """All runs of a validated config (rlpipe.sweep.config.validate), keyed by (exp, env, seed)."""
     runs: dict[tuple[str, str, int], Run] = {}
     for exp, spec in config["experiments"].items():
         algo = spec["algo"]

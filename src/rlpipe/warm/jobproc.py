@@ -1,5 +1,5 @@
 """Run one job in this process: what the warm worker's forked children and its spawned GPU
-processes (``rlpipe.spares``) share.
+processes (``rlpipe.warm.spares``) share.
 
 A job is a request: an rlpipe ``*_job`` function named ``module:function`` with plain-data
 arguments, plus the working directory, environment and log file of the job process that
@@ -22,15 +22,15 @@ from rlpipe.algos import ALGOS
 EXIT_ORPHANED = 75
 
 # What a warm process loads before it takes a job: by name, so that no rule's code version
-# (which follows imports, rlpipe.provenance) depends on every algorithm through the worker.
+# (which follows imports, rlpipe.smk.provenance) depends on every algorithm through the worker.
 # Every registered algorithm's trainer is among them.
 WARM_MODULES = (
     "envpool",  # registers its tasks; an environment would start threads: none is made
     "numba",
     "torch",
     *(spec.job_module for spec in ALGOS.values()),
-    "rlpipe.evaluate",
-    "rlpipe.replays.record",
+    "rlpipe.rollouts.evaluate",
+    "rlpipe.rollouts.record",
 )
 
 

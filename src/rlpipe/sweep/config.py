@@ -5,7 +5,7 @@ the full key path, the value and the expected form:
 
 1. the JSON schema (``workflow/schemas/config.schema.yaml``, with the per-algorithm
    hyper-parameter fragments of each algorithm's params dataclass added), which also fills defaults;
-2. the checks a schema cannot express (``rlpipe.config_checks``): divisibility, references
+2. the checks a schema cannot express (``rlpipe.sweep.config_checks``): divisibility, references
    between experiments and datasets, ``init_from`` cycles, EnvPool task ids and spaces. A
    check is skipped where the schema already found the keys it reads wrong.
 """
@@ -18,10 +18,10 @@ from pathlib import Path
 import jsonschema
 import yaml
 
-from rlpipe import config_checks
 from rlpipe.algos import ALGOS, hparams
-from rlpipe.config_checks import Problem
-from rlpipe.runs import ConfigError
+from rlpipe.sweep import config_checks
+from rlpipe.sweep.config_checks import Problem
+from rlpipe.sweep.runs import ConfigError
 
 SAFE_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # libyaml when available
 

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import numpy as np
 
+from rlpipe.algos.policies import load_greedy_policy
 from rlpipe.envs import EpisodeTracker, make_vec_env
-from rlpipe.gpu_slots import placement
-from rlpipe.policies import load_greedy_policy
-from rlpipe.watchdog import Watchdog
+from rlpipe.runtime.gpu_slots import placement
+from rlpipe.runtime.watchdog import Watchdog
 
 
 def run_greedy(
@@ -78,7 +78,7 @@ def evaluate_job(
     """Greedy evaluation of a checkpoint as a job, written to ``out`` (JSON, atomically); a
     record in the run tree carries its run's key (``run``, as telemetry does). The stall
     watchdog ends it if its environments stop stepping (a hung GPU, say)."""
-    from rlpipe import atomic, layout
+    from rlpipe.runtree import atomic, layout
 
     with Watchdog(stall_timeout, out) as watchdog:
         record = evaluate_checkpoint(ckpt, episodes, seed, max_steps, threads, watchdog.beat)

@@ -34,9 +34,9 @@ def load_greedy_policy(path: str | Path, threads: int = 1) -> GreedyPolicy:
 
     import torch
 
-    from rlpipe import checkpoint
     from rlpipe.algos.nets import ActorCritic
-    from rlpipe.device import torch_device
+    from rlpipe.runtime.device import torch_device
+    from rlpipe.runtree import checkpoint
 
     torch.set_num_threads(threads)
     device = torch_device()

@@ -18,7 +18,7 @@ import numpy as np
 import yaml
 
 # Package data (a link to config/atari_baselines.yaml in the repository; a copy in a wheel).
-BASELINES_PATH = Path(__file__).parent / "data" / "atari_baselines.yaml"
+BASELINES_PATH = Path(__file__).parents[1] / "data" / "atari_baselines.yaml"
 _CHUNK = 1000  # bootstrap replicates evaluated at once (bounds memory)
 
 

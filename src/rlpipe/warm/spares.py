@@ -4,10 +4,10 @@ CUDA.
 CUDA cannot be used in a process forked from one that started it, and torch starts it from
 places that change between versions (an optimiser's ``step()`` probes the accelerator, a
 ``backward()`` starts the autograd engine's GPU threads). So a GPU job runs in a *spare*: a
-fresh Python (``python -m rlpipe.spares``) that the worker started ahead of time with the
+fresh Python (``python -m rlpipe.warm.spares``) that the worker started ahead of time with the
 job's CUDA settings, that imported what jobs use, started CUDA on its GPU and ran a training
 step there, said so on a pipe, and now waits on its stdin for one job. It runs that job
-(``rlpipe.jobproc.become``) and exits.
+(``rlpipe.warm.jobproc.become``) and exits.
 
 A job is only ever given a spare that is ready. When none is, the job runs in its own process
 at once (it would otherwise wait out a warm-up that costs what a cold start costs) and a spare
@@ -77,7 +77,7 @@ class SparePool:
         read, write = os.pipe()
         env[ENV_READY_FD] = str(write)
         proc = subprocess.Popen(
-            [sys.executable, "-m", "rlpipe.spares"],
+            [sys.executable, "-m", "rlpipe.warm.spares"],
             stdin=subprocess.PIPE,
             stdout=self.out,
             stderr=self.out,
@@ -146,13 +146,13 @@ class SparePool:
 def warm_cuda() -> str:
     """Import what jobs use, start CUDA and run one training step of the Nature CNN there (the
     job's first step then loads no kernels); returns the device type."""
-    from rlpipe.jobproc import warm_imports
+    from rlpipe.warm.jobproc import warm_imports
 
     warm_imports()
     import torch
 
     from rlpipe.algos.nets import ActorCritic
-    from rlpipe.device import torch_device
+    from rlpipe.runtime.device import torch_device
 
     device = torch_device()
     if device.type != "cuda":
@@ -172,7 +172,7 @@ def warm_cuda() -> str:
 def main() -> None:
     """A spare: warm up, say so, wait for one job on stdin, become it (exit when stdin
     closes first)."""
-    from rlpipe.jobproc import become
+    from rlpipe.warm.jobproc import become
 
     ready_fd = int(os.environ.pop(ENV_READY_FD))
     started = time.monotonic()

@@ -31,10 +31,11 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
-from rlpipe import gpu_slots, layout, telemetry
 from rlpipe.algos import ALGOS
-from rlpipe.runs import ConfigError, Run, expand_runs
-from rlpipe.status import last_record, text_table
+from rlpipe.results.status import last_record, text_table
+from rlpipe.runtime import gpu_slots
+from rlpipe.runtree import layout, telemetry
+from rlpipe.sweep.runs import ConfigError, Run, expand_runs
 
 # Built-in guesses, for experiments with nothing measured yet (env steps/s of one job alone on
 # its GPU or CPU; for BC a step is a gradient step): each algorithm's, from rlpipe.algos.
@@ -44,7 +45,7 @@ BUILTIN_SPS = {key: sps for spec in ALGOS.values() for key, sps in spec.default_
 # 792 each at 6 (docs/benchmarks.md). Between these, interpolated; beyond 6, the 6 jobs' total
 # divided among them.
 GPU_SHARING = {1: 1.0, 3: 1129 / 1585, 6: 792 / 1585}
-# Per job beyond its training steps, handed to the warm worker (rlpipe.worker): checkpoint
+# Per job beyond its training steps, handed to the warm worker (rlpipe.warm.worker): checkpoint
 # load/save and env creation. The demo's jobs measured 0.15-1.1 s (benchmark files minus
 # steps / charts/SPS, 2-core VM).
 DEFAULT_OVERHEAD_S = 0.5

@@ -19,7 +19,7 @@ import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
-from rlpipe import atomic
+from rlpipe.runtree import atomic
 
 
 @dataclass(frozen=True)

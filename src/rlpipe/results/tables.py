@@ -1,6 +1,6 @@
 """Summary tables and cross-task aggregates from eval JSONs and telemetry (pandas; no torch).
 
-Figures are drawn by rlpipe.figures.
+Figures are drawn by rlpipe.results.figures.
 """
 
 from __future__ import annotations
@@ -11,10 +11,16 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from rlpipe import atomic, layout
-from rlpipe.integrity import damaged
-from rlpipe.stats import bootstrap_ci, human_normalized, interval_estimates, iqm, load_baselines
-from rlpipe.telemetry import read_jsonl
+from rlpipe.results.stats import (
+    bootstrap_ci,
+    human_normalized,
+    interval_estimates,
+    iqm,
+    load_baselines,
+)
+from rlpipe.runtree import atomic, layout
+from rlpipe.runtree.integrity import damaged
+from rlpipe.runtree.telemetry import read_jsonl
 
 
 def _run_key(path: str) -> dict:
@@ -34,7 +40,8 @@ def load_evals(paths) -> pd.DataFrame:
 
 
 def _eval_record(path, step: int) -> dict:
-    """An evaluation record (rlpipe.evaluate), checked for damage: complete and consistent."""
+    """An evaluation record (rlpipe.rollouts.evaluate), checked for damage: complete and
+    consistent."""
     try:
         record = json.loads(Path(path).read_text())
     except ValueError as err:  # not JSON, not UTF-8

@@ -30,7 +30,7 @@ In Python, before CUDA is initialised::
             torch.cuda.set_per_process_memory_fraction(slot.memory_fraction)
         ...
 
-For shell rules: ``python -m rlpipe.gpu_slots [--gpus N] [--jobs-per-gpu K]
+For shell rules: ``python -m rlpipe.runtime.gpu_slots [--gpus N] [--jobs-per-gpu K]
 [--slot-dir DIR] -- CMD ARGS...`` takes a slot and execs CMD holding it, with
 ``CUDA_VISIBLE_DEVICES``, ``RLPIPE_GPU_SLOT`` and ``RLPIPE_GPU_MEMORY_FRACTION`` set.
 """
@@ -193,7 +193,8 @@ def _environ(values: dict[str, str]) -> Iterator[None]:
 
 
 def memory_fraction_from_env() -> float | None:
-    """The fraction set by ``python -m rlpipe.gpu_slots`` for the command it runs, if any."""
+    """The fraction set by ``python -m rlpipe.runtime.gpu_slots`` for the command it runs, if
+    any."""
     value = os.environ.get(ENV_MEMORY_FRACTION)
     return float(value) if value else None
 
@@ -269,7 +270,7 @@ def placement() -> dict:
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(
-        prog="python -m rlpipe.gpu_slots",
+        prog="python -m rlpipe.runtime.gpu_slots",
         description="Run CMD holding an exclusive GPU slot (see the module docstring).",
     )
     parser.add_argument("--gpus", type=int, help=f"GPUs to share (default ${ENV_GPUS} or 0)")
@@ -283,7 +284,9 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     command = args.command[1:] if args.command[:1] == ["--"] else args.command
     if not command:
-        parser.error("no command given: python -m rlpipe.gpu_slots [options] -- CMD ARGS...")
+        parser.error(
+            "no command given: python -m rlpipe.runtime.gpu_slots [options] -- CMD ARGS..."
+        )
     plan = _plan(args.gpus, args.jobs_per_gpu, args.slot_dir)
     if plan is not None:
         fd, slot = _lock_slot(*plan, None, 0.2)
@@ -292,7 +295,7 @@ def main(argv: list[str] | None = None) -> None:
     try:
         os.execvp(command[0], command)
     except OSError as exc:
-        sys.exit(f"rlpipe.gpu_slots: cannot run {command[0]!r}: {exc}")
+        sys.exit(f"rlpipe.runtime.gpu_slots: cannot run {command[0]!r}: {exc}")
 
 
 if __name__ == "__main__":

@@ -16,8 +16,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from rlpipe import atomic
-from rlpipe.integrity import damaged, verify_zip
+from rlpipe.runtree import atomic
+from rlpipe.runtree.integrity import damaged, verify_zip
 
 FORMAT = "rlpipe-torch-ckpt/2"  # RNG states as tensors and plain values
 LEGACY_FORMATS = {"rlpipe-torch-ckpt/1"}  # numpy's RNG key as an ndarray

@@ -1,7 +1,8 @@
-"""Live status of every run from its telemetry (``telemetry/`` of each rlpipe.layout run dir).
+"""Live status of every run from its telemetry (``telemetry/`` of each run directory of
+rlpipe.runtree.layout).
 
 Works on the local run tree or on a copy synced from a remote. Finished segments have
-``step_N.jsonl``; the running one appends to ``step_N.jsonl.live`` (see rlpipe.telemetry).
+``step_N.jsonl``; the running one appends to ``step_N.jsonl.live`` (see rlpipe.runtree.telemetry).
 States: DONE (last segment's telemetry exists), RUNNING (a ``.live`` file with a recent
 heartbeat), STALLED (a ``.live`` file whose last line is older than the stall timeout: the job
 hangs or was killed), PENDING (nothing running; waiting for Snakemake to schedule a segment).
@@ -17,9 +18,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from rlpipe import layout, telemetry
-from rlpipe.runs import expand_runs
-from rlpipe.telemetry import LIVE_SUFFIX
+from rlpipe.runtree import layout, telemetry
+from rlpipe.runtree.telemetry import LIVE_SUFFIX
+from rlpipe.sweep.runs import expand_runs
 
 DEFAULT_STALL_S = 600.0
 _TAIL_BYTES = 65536
@@ -66,7 +67,7 @@ def last_record(path: str | os.PathLike) -> dict | None:
 
 
 def discover(runs_dir: str | os.PathLike) -> list[RunKey]:
-    """Run keys of the run directories (rlpipe.layout) under ``runs_dir``."""
+    """Run keys of the run directories (rlpipe.runtree.layout) under ``runs_dir``."""
     keys = []
     for run_dir in Path(runs_dir).glob("*/*/*"):
         key = layout.parse_run_dir(run_dir)

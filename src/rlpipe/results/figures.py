@@ -13,9 +13,9 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from rlpipe import atomic
-from rlpipe.stats import bootstrap_ci, performance_profile
-from rlpipe.tables import task_scores
+from rlpipe.results.stats import bootstrap_ci, performance_profile
+from rlpipe.results.tables import task_scores
+from rlpipe.runtree import atomic
 
 LEVEL = 0.95  # confidence level of every band
 

@@ -17,7 +17,7 @@ Restore, while the Snakefile is parsed, and only by the run that holds the direc
 
 1. list the remote;
 2. if the remote has outputs this directory lacks, download the records it lacks;
-3. run the probe (``rlpipe.smk.probe``): a dry run that says which outputs are *current*
+3. run the probe (``rlpipe.remote.probe``): a dry run that says which outputs are *current*
    (their records match this config and code, and so does everything upstream) and which files
    the jobs that will run read;
 4. download, in one call, the current outputs that are small (``eager_restore_mb``) or read by
@@ -42,12 +42,12 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from rlpipe import atomic
-from rlpipe.smk.metadata import INCOMPLETE, METADATA, incomplete_marker, key_of, record_rel
-from rlpipe.smk.probe import ProbeResult
+from rlpipe.remote.metadata import INCOMPLETE, METADATA, incomplete_marker, key_of, record_rel
+from rlpipe.remote.probe import ProbeResult
+from rlpipe.runtree import atomic
 from rlpipe.storage.rclone import RcloneRemote, RemoteError, RemoteNotFound, ensure_configured
 
-log = logging.getLogger("rlpipe.durable")
+log = logging.getLogger("rlpipe.remote.durable")
 
 LEDGER = ".snakemake/rlpipe-durable.json"
 REMOTE_ENV = "RLPIPE_REMOTE"

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 
-from rlpipe.gpu_slots import memory_fraction_from_env
+from rlpipe.runtime.gpu_slots import memory_fraction_from_env
 
 
 def torch_device():

@@ -27,7 +27,7 @@ from pathlib import Path
 
 import yaml
 
-from rlpipe.atomic import write_json, write_text
+from rlpipe.runtree.atomic import write_json, write_text
 
 ENV_PROBE = "RLPIPE_PROBE"  # set in the probe: the JSON file to write
 ENV_PROBE_CONFIG = "RLPIPE_PROBE_CONFIG"  # the resolved config the probe must use

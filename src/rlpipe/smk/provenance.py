@@ -91,7 +91,7 @@ class _DiskCache:
         """Write the file (atomically); a cache that cannot be written is only slower."""
         if self.path is None or not self.dirty:
             return
-        from rlpipe import atomic
+        from rlpipe.runtree import atomic
 
         keep = list(self.entries.items())[-self.MAX_ENTRIES :]
         try:

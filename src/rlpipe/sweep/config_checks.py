@@ -9,9 +9,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from rlpipe import envspecs
 from rlpipe.algos import ALGOS, hparams
-from rlpipe.runs import budgets
+from rlpipe.sweep import envspecs
+from rlpipe.sweep.runs import budgets
 
 CNN_INPUT = (84, 84)  # the Nature CNN's frame size (rlpipe.algos.nets)
 

@@ -35,8 +35,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from rlpipe import layout
-from rlpipe.runs import ConfigError, Run, recording_source
+from rlpipe.runtree import layout
+from rlpipe.sweep.runs import ConfigError, Run, recording_source
 
 ASSIGNMENT_REL = ".rlpipe/shards.json"
 OWNER_REL = ".rlpipe/owners/shard-{index}-of-{count}.json"
@@ -106,7 +106,7 @@ def weights(seconds) -> dict:
     """Planned seconds of each run's whole chain (every segment and evaluation) by
     ``seconds`` (a ``plan.Durations``), times the GPUs a job takes (at least 1): GPU-hours
     where runs use GPUs, job-hours where none do."""
-    from rlpipe import plan
+    from rlpipe.results import plan
 
     out = {}
     for key, run in seconds.runs.items():
@@ -180,7 +180,7 @@ def plan_assignment(
             f"remote), not {count}: use shard=I/{stored.count}, or delete that file once no pod "
             "runs, to split it afresh"
         )
-    from rlpipe import plan
+    from rlpipe.results import plan
 
     seconds = plan.Durations(config, runs_dir, runs)
     groups = units(seconds.runs, config.get("datasets") or {})
@@ -360,7 +360,7 @@ def status_table(
     now: float,
 ) -> str:
     """One line per shard: runs, durable segments / total, owner and its heartbeat, state."""
-    from rlpipe.status import fmt_duration, text_table
+    from rlpipe.results.status import fmt_duration, text_table
 
     header = ["shard", "runs", "segments durable", "owner", "heartbeat", "state"]
     rows = []

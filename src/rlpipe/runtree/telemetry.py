@@ -4,10 +4,11 @@ Lines are appended (and flushed) to ``<path>.<attempt>.live`` while a segment ru
 attempt is host and PID, so a retry never writes into an orphan's file), and status tools can
 follow progress; on ``close`` the file is renamed to ``<path>``, the Snakemake output.
 
-Every metric a trainer may write is declared once, in :data:`COMMON_METRICS` or its algorithm's
-``params.METRICS`` (together :data:`METRICS`); the writer refuses any
-other name, so a typo fails the segment instead of silently starting a new series. A file in
-the run tree also carries its run's key (``run``: ``EXP/ENV/seedN``, rlpipe.layout).
+Every metric a trainer may write is declared once, in :data:`METRICS` (those of every
+trainer) or in its algorithm's ``params.METRICS``, which the trainer hands to the writer; the
+writer refuses any other name, so a typo fails the segment instead of silently starting a new
+series. A file in the run tree also carries its run's key (``run``: ``EXP/ENV/seedN``,
+rlpipe.runtree.layout).
 """
 
 from __future__ import annotations
@@ -16,11 +17,12 @@ import json
 import os
 import resource
 import time
+from collections.abc import Mapping
 from pathlib import Path
+from types import MappingProxyType
 
-from rlpipe import layout
-from rlpipe.algos import ALGOS
-from rlpipe.atomic import attempt_alive, attempt_id
+from rlpipe.runtree import layout
+from rlpipe.runtree.atomic import attempt_alive, attempt_id
 
 LIVE_SUFFIX = ".live"
 
@@ -29,7 +31,7 @@ SPS = "charts/SPS"
 EPISODES_PER_HOUR = "charts/episodes_per_hour"
 GPU_MEMORY_MB = "gpu/memory_allocated_mb"
 
-COMMON_METRICS = {  # name: what it is (CleanRL's names where CleanRL has the metric)
+METRICS = {  # name: what it is (CleanRL's names where CleanRL has the metric)
     SPS: "env steps per second since the segment started (BC: gradient steps)",
     EPISODES_PER_HOUR: "training episodes finished per hour in this segment (PPO)",
     GPU_MEMORY_MB: "peak CUDA memory allocated by the process, MiB (PPO on a GPU)",
@@ -39,15 +41,19 @@ COMMON_METRICS = {  # name: what it is (CleanRL's names where CleanRL has the me
     "perf/max_rss_mb": "peak resident memory of the training process, MiB",
     "perf/cpu_s": "CPU seconds of the training process",
 }
-# ... and each registered algorithm's own (rlpipe.algos.<name>.params.METRICS)
-METRICS = {**COMMON_METRICS, **{k: v for spec in ALGOS.values() for k, v in spec.metrics.items()}}
 
 
 class TelemetryWriter:
-    """Write one JSON object per line: ``global_step``, ``time``, ``elapsed_s`` + metrics."""
+    """Write one JSON object per line: ``global_step``, ``time``, ``elapsed_s`` + metrics.
 
-    def __init__(self, path: str | os.PathLike, **static):
+    ``declared``: the algorithm's own metrics (its ``params.METRICS``) beside :data:`METRICS`.
+    """
+
+    def __init__(
+        self, path: str | os.PathLike, declared: Mapping[str, str] = MappingProxyType({}), **static
+    ):
         self.path = Path(path)
+        self.declared = METRICS.keys() | declared.keys()
         self.path.parent.mkdir(parents=True, exist_ok=True)
         for stale in self.path.parent.glob(f"{self.path.name}.*{LIVE_SUFFIX}"):
             if not attempt_alive(stale.name[len(self.path.name) + 1 : -len(LIVE_SUFFIX)]):
@@ -61,11 +67,11 @@ class TelemetryWriter:
         self._static = static
 
     def log(self, global_step: int, **metrics) -> None:
-        undeclared = sorted(set(metrics) - METRICS.keys())
+        undeclared = sorted(set(metrics) - self.declared)
         if undeclared:
             raise ValueError(
                 f"{self.path}: metric(s) {', '.join(undeclared)} not declared in "
-                "rlpipe.telemetry.METRICS"
+                "rlpipe.runtree.telemetry.METRICS or the algorithm's params.METRICS"
             )
         now = time.time()
         record = {"global_step": int(global_step), "time": now, "elapsed_s": now - self._t0}
@@ -117,7 +123,7 @@ def startup() -> dict:
 def process_usage() -> dict:
     """Peak memory and CPU time of the process that trains (``perf/*``). Snakemake's
     benchmark files measure the job's own process tree, and a job handed to the warm worker
-    (``rlpipe.worker``) trains outside it: these are the figures of the training itself."""
+    (``rlpipe.warm.worker``) trains outside it: these are the figures of the training itself."""
     usage = resource.getrusage(resource.RUSAGE_SELF)
     return {
         "perf/max_rss_mb": usage.ru_maxrss / 1024,  # KiB on Linux

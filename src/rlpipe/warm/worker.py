@@ -15,12 +15,12 @@ each machine keeps one worker per working directory:
   ``CUDA_VISIBLE_DEVICES`` included) and log file. The worker runs it in a process of its
   own, which exits with the job's status, which the job process exits with.
 - **CPU jobs are forked.** The worker imports and warms the libraries on one thread
-  (``rlpipe.jobproc.warm_imports``), touches no CUDA and creates no environment, so it has
+  (``rlpipe.warm.jobproc.warm_imports``), touches no CUDA and creates no environment, so it has
   no threads and may fork: a CPU job starts in milliseconds.
-- **GPU jobs are never forked** (``rlpipe.jobproc.uses_cuda``: a job given GPUs, or from
+- **GPU jobs are never forked** (``rlpipe.warm.jobproc.uses_cuda``: a job given GPUs, or from
   which none were hidden). CUDA does not work in a child forked from a process that started
   it, and torch starts it from places that change between versions (an optimiser's step
-  probes the accelerator). They run in spares (``rlpipe.spares``): fresh processes started
+  probes the accelerator). They run in spares (``rlpipe.warm.spares``): fresh processes started
   ahead of time with the job's CUDA settings, warmed up on their GPU, waiting for one job
   each. Why not the alternatives: a cold process per GPU job paid about 10 s on an H200
   (20 s for a segment of 10 s of training); forking after the parent touched CUDA hangs or
@@ -29,7 +29,7 @@ each machine keeps one worker per working directory:
 - Crash semantics stay those of a job process: if the job process dies (killed, or its
   Snakemake died, see ``rlpipe.smk.jobguard``), its connection closes and the worker kills
   the job's process at once; that process also watches the job process itself.
-- Stale code: a job sends the code versions of its rule (``rlpipe.provenance``). If the worker
+- Stale code: a job sends the code versions of its rule (``rlpipe.smk.provenance``). If the worker
   loaded other versions of those modules, it refuses, exits, and the job runs in its own
   process, so an edit to ``src/`` never runs old code.
 
@@ -52,9 +52,9 @@ import tempfile
 import time
 from pathlib import Path
 
-from rlpipe.gpu_slots import jobs_per_gpu
-from rlpipe.jobproc import become, check_target, job_function, uses_cuda, warm_imports
-from rlpipe.spares import SparePool
+from rlpipe.runtime.gpu_slots import jobs_per_gpu
+from rlpipe.warm.jobproc import become, check_target, job_function, uses_cuda, warm_imports
+from rlpipe.warm.spares import SparePool
 
 ENV_OFF = "RLPIPE_WORKER"
 ENV_IDLE = "RLPIPE_WORKER_IDLE_S"
@@ -152,7 +152,7 @@ def _start(path: Path) -> socket.socket | None:
         log = path.with_suffix(".log")
         with open(log, "a") as out:
             server = subprocess.Popen(
-                [sys.executable, "-m", "rlpipe.worker", str(path)],
+                [sys.executable, "-m", "rlpipe.warm.worker", str(path)],
                 stdin=subprocess.DEVNULL,
                 stdout=out,
                 stderr=subprocess.STDOUT,
@@ -182,7 +182,7 @@ def _identity() -> str:
 def loaded_versions() -> dict[str, str]:
     """Code versions of the rlpipe modules this process has loaded, keyed like the rules'
     ``code`` params (``rlpipe/algos/ppo/train.py``)."""
-    from rlpipe.provenance import source_hash
+    from rlpipe.smk.provenance import source_hash
 
     out = {}
     for name, module in list(sys.modules.items()):

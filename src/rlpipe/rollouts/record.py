@@ -6,10 +6,10 @@ from pathlib import Path
 
 import numpy as np
 
+from rlpipe.algos.policies import load_greedy_policy
 from rlpipe.envs import make_vec_env
-from rlpipe.policies import load_greedy_policy
 from rlpipe.replays.format import write_episode
-from rlpipe.watchdog import Watchdog
+from rlpipe.runtime.watchdog import Watchdog
 
 
 def record_episodes(

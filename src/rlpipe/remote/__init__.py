@@ -1,0 +1,1 @@
+"""The durable remote: mirror of outputs and provenance, shards and their owners."""

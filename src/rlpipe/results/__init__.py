@@ -1,0 +1,1 @@
+"""What a sweep's telemetry says: tables, statistics, figures, status and the plan."""

@@ -1,0 +1,1 @@
+"""A sweep from its config: validation (all errors at once) and the runs it expands to."""

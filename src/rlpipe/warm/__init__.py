@@ -1,0 +1,1 @@
+"""The warm worker: a process per Snakemake run that starts jobs by fork or from warm spares."""
