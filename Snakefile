@@ -16,6 +16,7 @@ wildcard_constraints:
     step=r"\d{10}",
 
 
+include: "rules/setup.smk"
 include: "rules/common.smk"
 include: "rules/replays.smk"
 include: "rules/train.smk"

@@ -1,158 +1,14 @@
-import dataclasses
+# Input and param functions of the rules, and the targets of rule all (rules/setup.smk has
+# settled the config, RUNS, SHARD and the settings before this file is read).
 import re
-import sys
-import time
 from pathlib import Path
-
-import psutil
-from snakemake.settings.types import ExecMode
-
-# This checkout's library, whatever rlpipe the interpreter has installed (fresh clones and
-# worktrees may share one virtualenv).
-sys.path.insert(0, str(Path(workflow.basedir) / "src"))
 
 from rlpipe import tracking as rltracking
 from rlpipe.algos import ALGOS
-from rlpipe.remote import durable, probe, shards
 from rlpipe.replays.fetch import fingerprint_or_stored
-from rlpipe.results import plan as rlplan
-from rlpipe.runtime import gpu_slots
-from rlpipe.runtree import atomic, layout
-from rlpipe.smk import invocation, jobguard, locks, plan_block, provenance
-from rlpipe.smk import slurm, sourcecache
-from rlpipe.smk.env import export_pythonpath
-from rlpipe.storage.rclone import RcloneRemote, RemoteError, RemoteNotFound
-from rlpipe.sweep import config as rlconfig
-from rlpipe.sweep.runs import ConfigError, expand_runs, read_by_others, recording_source
-
-# Snakemake checks every planned job's script through a slow, pure path parser: remember its
-# answers (rlpipe.smk.sourcecache).
-sourcecache.remember_source_paths()
-
-
-def assemble_config():
-    """The run's config: each --profile's rlpipe.yaml, then the --configfile files given on
-    the command line, or else the embedded config/config.yaml (a command-line config file
-    replaces the embedded demo rather than extending it), then --config values."""
-    from snakemake.common.configfile import load_configfile
-    from snakemake.utils import update_config
-
-    profiles = invocation.profile_configs()
-    given = list(workflow.config_settings.configfiles)
-    merged = {}
-    for path in [
-        *profiles,
-        *(given or ["config/config.yaml"]),
-    ]:  # as configfile: finds it
-        update_config(merged, load_configfile(str(path)))
-    update_config(merged, dict(workflow.config_settings.config))
-    if given:
-        names = ", ".join(map(str, given))
-        print(
-            f"rlpipe: config from {names} (the embedded demo is not used)",
-            file=sys.stderr,
-        )
-    return merged
-
-
-_assembled = probe.resolved_config() if probe.active() else assemble_config()
-config.clear()
-config.update(_assembled)
-
-try:
-    rlconfig.validate(
-        config, workflow.source_path("../workflow/schemas/config.schema.yaml")
-    )
-    RUNS = expand_runs(config)
-except ConfigError as err:
-    raise WorkflowError(str(err)) from None
-
-# Absolute: Snakemake has left the working directory when atexit hooks run.
-WORKDIR = Path.cwd()
-RUNS_DIR = WORKDIR / "runs"
-provenance.use_disk_cache(provenance.user_cache_path())
-
-# The main process of a run a user started (not a job step, not the restore probe) owns the
-# directory if no other rlpipe run does: only then may it clear stale locks or restore files.
-MAIN_RUN = workflow.exec_mode == ExecMode.DEFAULT and not probe.active()
-HOLDS_DIRECTORY = MAIN_RUN and locks.hold_directory()
-if HOLDS_DIRECTORY:
-    locks.clear_stale_locks()
-    jobguard.wait_for_orphans()
-    if invocation.executor() == "slurm" and slurm.available():
-        if invocation.dry_run():
-            if slurm.jobs_in(WORKDIR):
-                print(
-                    "rlpipe: SLURM jobs of an earlier run of this directory are still "
-                    "alive; a real run cancels them first (rlpipe.smk.slurm)",
-                    file=sys.stderr,
-                )
-        else:
-            slurm.cancel_orphans(WORKDIR)
-if MAIN_RUN:
-    jobguard.mark_main()
-
-# GPU slots, said once in the config (`gpus`, env vars override, count detected): jobs with
-# resources.gpu > 0 each take one of count x jobs_per_gpu slots (rlpipe.runtime.gpu_slots), and
-# Snakemake runs no more of them at once, unless --resources gpu=N says otherwise. SLURM
-# assigns GPUs itself: there the count is SLURM's business and no local limit is set.
-try:
-    GPUS = gpu_slots.settings(config.get("gpus"))
-except ValueError as err:
-    raise WorkflowError(f"gpus: {err}") from None
-if MAIN_RUN:
-    GPUS.export()
-    local_gpus = invocation.executor() in ("local", "dryrun", "touch")
-    if local_gpus and GPUS.slots and "gpu" not in workflow.global_resources:
-        workflow.register_resource("gpu", GPUS.slots)
-
-export_pythonpath(Path(workflow.basedir) / "src")
-
-DURABLE = durable.Settings.from_config(config.get("durable"))
-try:
-    SHARD = shards.Shard.parse(config.get("shard"))
-except ConfigError as err:
-    raise WorkflowError(str(err)) from None
-
-
-def shard_assignment():
-    """This sharded sweep's assignment (rlpipe.remote.shards): the main run reads the remote's,
-    extends it with new runs (stored back by a real run) and leaves a local copy, which the
-    restore probe and job steps read."""
-    local = WORKDIR / shards.LOCAL_COPY
-    if not MAIN_RUN and local.is_file():
-        return shards.Assignment.from_json(local.read_text(), str(local))
-    remote, stored = None, None
-    if DURABLE is not None and MAIN_RUN:
-        durable.ensure_configured(DURABLE.remote, "durable state (durable.remote)")
-        remote = RcloneRemote(DURABLE.remote, retries=DURABLE.upload_retries)
-        try:
-            text = shards.read_replaced(remote, shards.ASSIGNMENT_REL)
-            stored = shards.Assignment.from_json(
-                text, remote.path(shards.ASSIGNMENT_REL)
-            )
-        except RemoteNotFound:
-            pass
-    assignment = shards.plan_assignment(config, SHARD.count, stored, RUNS_DIR, RUNS)
-    if MAIN_RUN:
-        atomic.write_text(local, assignment.to_json())
-    if remote is not None and assignment != stored and not invocation.dry_run():
-        remote.replace_file(local, shards.ASSIGNMENT_REL)  # pods read it meanwhile
-    return assignment
-
-
-if SHARD is None:
-    SHARD_RUNS = RUNS
-else:
-    try:
-        _mine = shard_assignment().runs_of(SHARD.index)
-    except (ConfigError, RemoteError) as err:
-        raise WorkflowError(f"shard {SHARD}: {err}") from None
-    SHARD_RUNS = {k: r for k, r in RUNS.items() if shards.run_name(k) in _mine}
-    print(
-        f"rlpipe shards: shard {SHARD} builds {len(SHARD_RUNS)} of {len(RUNS)} runs",
-        file=sys.stderr,
-    )
+from rlpipe.runtree import layout
+from rlpipe.smk import provenance
+from rlpipe.sweep.runs import read_by_others, recording_source
 
 
 def companion_dirs(job):
@@ -338,49 +194,6 @@ def remote_state(wildcards):
     )
 
 
-TRAINING_RULES = {spec.rule for spec in ALGOS.values()}
-PLANNED_RULES = TRAINING_RULES | {"evaluate"}
-
-
-def print_plan_block():
-    """Print the plan of the jobs a dry run found (rules/plan.smk), training and evaluation
-    by run, the others by rule, on the slots this executor really has."""
-    dag = workflow.dag
-    if not workflow.dryrun or dag is None:  # not -n, or no DAG (an error came first)
-        return
-    needrun = list(dag.needrun_jobs(exclude_finished=False))  # -n "finishes" them
-    outputs = [
-        str(path)
-        for job in needrun
-        if job.rule.name in PLANNED_RULES
-        for path in job.output
-    ]
-    others = [
-        rlplan.OtherJob(job.rule.name, rlplan.bench_seconds(WORKDIR / job.benchmark))
-        for job in needrun
-        if job.rule.name not in PLANNED_RULES and job.benchmark  # (not `all`)
-    ]
-    if invocation.executor() == "slurm":
-        allocation = rlplan.Allocation.slurm(workflow.nodes)
-    else:
-        gpu = getattr(workflow.global_resources.get("gpu"), "value", None)
-        allocation = rlplan.Allocation.local(workflow.cores, GPUS, gpu)
-    # The real run parses the workflow and builds the DAG again before its first job.
-    startup_s = time.time() - psutil.Process().create_time()
-    allocation = dataclasses.replace(allocation, startup_s=startup_s)
-    try:
-        shard = str(SHARD) if SHARD else None
-        block = plan_block.dry_run_block(
-            config, outputs, allocation, RUNS_DIR, shard, RUNS, others
-        )
-        print(f"\n{block}")
-    except ConfigError as err:
-        print(f"\nrlpipe plan: error: {err}")
-
-
-# Tracking (rules/track.smk): TensorBoard event files and W&B runs, views of the telemetry.
-TRACKING = rltracking.Settings.from_config(config.get("tracking"))
-WANDB_HASHES = rltracking.config_hashes(config, RUNS) if TRACKING.wandb else {}
 TRACK_KINDS = ("tensorboard", "wandb")  # rlpipe.runtree.layout kinds, one per tracker
 WANDB_SUMMARY = "results/wandb_summary.json"
 

@@ -13,7 +13,10 @@ import signal
 import sys
 import time
 
+from rlpipe.remote import durable, probe, shards
+from rlpipe.smk import invocation, plan_block
 from rlpipe.storage.rclone import RemoteError
+from rlpipe.sweep.runs import ConfigError
 
 if probe.active():
     atexit.register(probe.dump, workflow, companion_dirs)
@@ -111,7 +114,7 @@ elif DURABLE is not None and MAIN_RUN:
             {
                 (job.wildcards["exp"], job.wildcards["env"], int(job.wildcards["seed"]))
                 for job in dag.needrun_jobs(exclude_finished=False)
-                if job.rule.name in PLANNED_RULES
+                if job.rule.name in plan_block.PLANNED_RULES
             }
         )
         if not keys:

@@ -4,5 +4,9 @@
 # (profiles/runpod sets it). rlpipe.results.plan does the sums.
 import atexit
 
+from rlpipe.smk import plan_block
+
 if MAIN_RUN:  # -n is known only once the DAG runs
-    atexit.register(print_plan_block)
+    atexit.register(
+        plan_block.print_dry_run_block, workflow, config, RUNS, SHARD, GPUS, WORKDIR
+    )

@@ -50,6 +50,7 @@ use rule ppo_segment as qlearn_segment with:
         layout.log_pattern("qlearn_segment"),
     wildcard_constraints:
         exp=experiments_of("qlearn"),
+    # `with:` replaces the whole block: the same resources without `gpu` (numba on the CPU)
     resources:
         mem_mb=run_resource("mem_mb"),
         runtime=run_resource("runtime"),

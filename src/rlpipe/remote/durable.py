@@ -80,7 +80,7 @@ class Settings:
 
 @dataclass
 class RunFiles:
-    """One run's checkpoints and evals, in step order (from rules/common.smk)."""
+    """One run's checkpoints and evals, in step order (from rules/durable.smk)."""
 
     steps: list[int]
     ckpts: list[str]

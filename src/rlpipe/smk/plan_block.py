@@ -3,22 +3,67 @@ and for a whole sweep on a pod its wall time and cost split across N pods (rlpip
 
 from __future__ import annotations
 
+import dataclasses
 import os
+import time
 from collections.abc import Iterable
+from pathlib import Path
 
+import psutil
+
+from rlpipe.algos import ALGOS
 from rlpipe.remote import shards
 from rlpipe.results.plan import (
     Allocation,
     Durations,
     OtherJob,
     RunKey,
+    bench_seconds,
     estimate,
     hours_text,
     parse_jobs,
     render,
     usd_per_gpu_hour,
 )
-from rlpipe.sweep.runs import Run
+from rlpipe.smk import invocation
+from rlpipe.sweep.runs import ConfigError, Run
+
+# The jobs the plan counts by run (the others by rule): training segments and evaluations.
+PLANNED_RULES = frozenset({spec.rule for spec in ALGOS.values()} | {"evaluate"})
+
+
+def print_dry_run_block(workflow, config: dict, runs: dict, shard, gpus, workdir: Path) -> None:
+    """At the end of ``snakemake -n`` (rules/plan.smk): print the plan of the jobs the dry run
+    found, training and evaluation by run, the others by rule, on the slots this executor
+    really has (``gpus``: rlpipe.runtime.gpu_slots settings)."""
+    dag = workflow.dag
+    if not workflow.dryrun or dag is None:  # not -n, or no DAG (an error came first)
+        return
+    needrun = list(dag.needrun_jobs(exclude_finished=False))  # -n "finishes" them
+    outputs = [
+        str(path) for job in needrun if job.rule.name in PLANNED_RULES for path in job.output
+    ]
+    others = [
+        OtherJob(job.rule.name, bench_seconds(workdir / job.benchmark))
+        for job in needrun
+        if job.rule.name not in PLANNED_RULES and job.benchmark  # (not `all`)
+    ]
+    if invocation.executor() == "slurm":
+        allocation = Allocation.slurm(workflow.nodes)
+    else:
+        gpu = getattr(workflow.global_resources.get("gpu"), "value", None)
+        allocation = Allocation.local(workflow.cores, gpus, gpu)
+    # The real run parses the workflow and builds the DAG again before its first job.
+    startup_s = time.time() - psutil.Process().create_time()
+    allocation = dataclasses.replace(allocation, startup_s=startup_s)
+    try:
+        shard_name = str(shard) if shard else None
+        block = dry_run_block(
+            config, outputs, allocation, workdir / "runs", shard_name, runs, others
+        )
+        print(f"\n{block}")
+    except ConfigError as err:
+        print(f"\nrlpipe plan: error: {err}")
 
 
 def dry_run_block(

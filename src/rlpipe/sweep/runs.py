@@ -1,6 +1,6 @@
 """Expand validated config into runs (experiment x env x seed) and their segment steps.
 
-Torch-free: imported by ``rules/common.smk`` while the DAG is built.
+Torch-free: imported by ``rules/setup.smk`` while the DAG is built.
 """
 
 from __future__ import annotations
