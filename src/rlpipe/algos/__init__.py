@@ -10,10 +10,13 @@ as input.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
 from rlpipe.algos.bc.params import BCParams
+from rlpipe.algos.ppo import params as ppo_params
 from rlpipe.algos.ppo.params import PPOParams
+from rlpipe.algos.qlearn import params as qlearn_params
 from rlpipe.algos.qlearn.params import QLearnParams
 
 
@@ -28,6 +31,12 @@ class AlgoSpec:
     update_keys: tuple[str, ...] = ()  # hparams whose product is the env steps of one update
     warm_starts_from: frozenset[str] = field(default_factory=frozenset)  # init_from's algos
     needs_dataset: bool = False  # trains on a replay dataset (config key dataset)
+    vector_obs_only: bool = False  # takes vector observations (D,) only, no frames
+    # Config checks a schema cannot express (rlpipe.sweep.config_checks), from its params
+    # module: hparam_problems(hp, usable, budgets) and env_problems(given, env, envs,
+    # obs_shape, usable), each yielding (hparams key, what is wrong and what is expected).
+    hparam_problems: Callable[..., Iterable[tuple[str, str]]] | None = None
+    env_problems: Callable[..., Iterable[tuple[str, str]]] | None = None
 
     @property
     def job(self) -> str:
@@ -55,6 +64,7 @@ ALGOS: dict[str, AlgoSpec] = {
         default_sps={"ppo/atari": 1585.0, "ppo/atari/cpu": 250.0, "ppo/classic": 3500.0},
         update_keys=("num_envs", "num_steps"),
         warm_starts_from=frozenset({"ppo", "bc"}),
+        hparam_problems=ppo_params.problems,
     ),
     "qlearn": AlgoSpec(
         hparams=QLearnParams,
@@ -65,6 +75,8 @@ ALGOS: dict[str, AlgoSpec] = {
         default_sps={"qlearn": 100000.0},
         update_keys=("num_envs",),
         warm_starts_from=frozenset({"qlearn"}),
+        vector_obs_only=True,
+        env_problems=qlearn_params.env_problems,
     ),
     "bc": AlgoSpec(
         hparams=BCParams,

@@ -2,7 +2,8 @@
 
 Divisibility (minibatches into the batch, updates into segments), budgets, references between
 experiments and datasets, ``init_from`` (cycles, algorithms, envs and seeds) and the EnvPool
-tasks (known ids, discrete actions, observations the agents take). Torch-free.
+tasks (known ids, discrete actions, observations the agents take); an algorithm's own checks
+come from its params module through the registry (rlpipe.algos). Torch-free.
 """
 
 from __future__ import annotations
@@ -119,35 +120,11 @@ class _Checker:
                         f"{value} is not a multiple of the {unit} env steps one {algo} update "
                         f"takes ({' x '.join(per_update)}); expected a multiple of {unit}",
                     )
-        if algo == "ppo":
-            self.ppo(hp_path, hp, totals, usable)
-
-    def ppo(self, hp_path: str, hp: dict, totals: dict[str, int], usable) -> None:
-        batch = hp["num_envs"] * hp["num_steps"] if usable("num_envs", "num_steps") else None
-        if batch and usable("num_minibatches") and batch % hp["num_minibatches"]:
-            divisors = [d for d in range(1, min(batch, 64) + 1) if batch % d == 0]
-            self.add(
-                f"{hp_path}.num_minibatches",
-                f"{hp['num_minibatches']} does not divide the batch of num_envs x num_steps = "
-                f"{batch} env steps; expected a divisor of {batch} (e.g. {divisors[-4:]})",
-            )
-        if usable("num_envs", "env_pools") and hp["num_envs"] % hp["env_pools"]:
-            self.add(
-                f"{hp_path}.env_pools",
-                f"{hp['env_pools']} does not divide num_envs {hp['num_envs']}; expected a "
-                f"divisor of {hp['num_envs']} (1 steps all environments at once)",
-            )
-        anneal = hp["lr_anneal_steps"]
-        if usable("anneal_lr", "lr_anneal_steps") and hp["anneal_lr"] and anneal and totals:
-            total_path, total = max(totals.items(), key=lambda item: item[1])
-            if anneal < total:
-                budget = total_path.removeprefix(hp_path.removesuffix("hparams"))
-                self.add(
-                    f"{hp_path}.lr_anneal_steps",
-                    f"{anneal} is below {budget} {total}: the learning rate would be 0 for "
-                    f"the last {total - anneal} steps; expected >= {total} (or null: the "
-                    "run's total_steps)",
-                )
+        if (problems := ALGOS[algo].hparam_problems) is not None:
+            root = hp_path.removesuffix("hparams")
+            budgets = {path.removeprefix(root): steps for path, steps in totals.items()}
+            for key, message in problems(hp, usable, budgets):
+                self.add(f"{hp_path}.{key}", message)
 
     # --- datasets and init_from ------------------------------------------------------------
 
@@ -295,29 +272,15 @@ class _Checker:
                 self.add(path, f"{env!r} is not an EnvPool task id; expected a registered id{hint}")
             elif problem := _agent_problem(spec["algo"], task):
                 self.add(path, f"{env!r} {problem}")
-            elif spec["algo"] == "qlearn":
-                self.qlearn_dims(path.rsplit(".envs.", 1)[0], spec, env, task)
+            elif (problems := ALGOS[spec["algo"]].env_problems) is not None:
+                hp_path = f"{path.rsplit('.envs.', 1)[0]}.hparams"
 
-    def qlearn_dims(self, where: str, spec: dict, env: str, task: envspecs.EnvSpec) -> None:
-        """bins/low/high lists must have one entry per observation dimension."""
-        dims = task.obs_shape[0]
-        for key in ("bins", "low", "high"):
-            path = f"{where}.hparams.{key}"
-            if not self.ok(path):
-                continue
-            default = hparams.defaults(ALGOS["qlearn"].hparams)[key]
-            value = (spec.get("hparams") or {}).get(key, default)
-            if isinstance(value, dict):
-                if env not in value:
-                    self.add(path, f"no entry for {env!r}; expected one per env {spec['envs']}")
-                    continue
-                path, value = f"{path}.{env}", value[env]
-            if isinstance(value, list) and len(value) != dims:
-                self.add(
-                    path,
-                    f"{len(value)} entries, but {env} observations have {dims} dimensions; "
-                    f"expected {dims} entries (or one value for all)",
-                )
+                def usable(*keys: str, hp_path=hp_path) -> bool:
+                    return self.ok(*(f"{hp_path}.{key}" for key in keys))
+
+                given = spec.get("hparams") or {}
+                for key, message in problems(given, env, spec["envs"], task.obs_shape, usable):
+                    self.add(f"{hp_path}.{key}", message)
 
 
 def _agent_problem(algo: str, task: envspecs.EnvSpec) -> str | None:
@@ -325,7 +288,7 @@ def _agent_problem(algo: str, task: envspecs.EnvSpec) -> str | None:
     if task.n_actions is None:
         return f"has {task.action_space} actions; expected a task with discrete actions"
     shape = task.obs_shape
-    if algo == "qlearn" and (shape is None or len(shape) != 1):
+    if ALGOS[algo].vector_obs_only and (shape is None or len(shape) != 1):
         return f"has observations of shape {shape}; expected vector observations (D,) to bin"
     frames = (None, *CNN_INPUT)
     if shape is None or not (len(shape) == 1 or (len(shape) == 3 and shape[1:] == CNN_INPUT)):

@@ -51,6 +51,36 @@ class PPOParams:
     log_every_updates: int = param(1, "updates between telemetry lines", COUNT)
 
 
+def problems(hp: dict, usable, budgets: dict[str, int]):
+    """Checks of PPO's hyper-parameters a schema cannot express (rlpipe.sweep.config_checks):
+    yields (hparams key, what is wrong and what is expected). ``hp``: resolved values;
+    ``usable(*keys)``: the schema found those keys fine; ``budgets``: {budget key: steps}."""
+    batch = hp["num_envs"] * hp["num_steps"] if usable("num_envs", "num_steps") else None
+    if batch and usable("num_minibatches") and batch % hp["num_minibatches"]:
+        divisors = [d for d in range(1, min(batch, 64) + 1) if batch % d == 0]
+        yield (
+            "num_minibatches",
+            f"{hp['num_minibatches']} does not divide the batch of num_envs x num_steps = "
+            f"{batch} env steps; expected a divisor of {batch} (e.g. {divisors[-4:]})",
+        )
+    if usable("num_envs", "env_pools") and hp["num_envs"] % hp["env_pools"]:
+        yield (
+            "env_pools",
+            f"{hp['env_pools']} does not divide num_envs {hp['num_envs']}; expected a "
+            f"divisor of {hp['num_envs']} (1 steps all environments at once)",
+        )
+    anneal = hp["lr_anneal_steps"]
+    if usable("anneal_lr", "lr_anneal_steps") and hp["anneal_lr"] and anneal and budgets:
+        budget, total = max(budgets.items(), key=lambda item: item[1])
+        if anneal < total:
+            yield (
+                "lr_anneal_steps",
+                f"{anneal} is below {budget} {total}: the learning rate would be 0 for "
+                f"the last {total - anneal} steps; expected >= {total} (or null: the "
+                "run's total_steps)",
+            )
+
+
 # The metrics its trainer writes beyond rlpipe.runtree.telemetry's common ones (name: what it is).
 METRICS = {
     "charts/learning_rate": "the optimiser's learning rate at this update (PPO)",

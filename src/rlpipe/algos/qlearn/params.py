@@ -14,6 +14,7 @@ from rlpipe.algos.hparams import (
     NUMBER,
     POSITIVE,
     UNIT,
+    defaults,
     param,
     per_env,
 )
@@ -67,6 +68,29 @@ class QLearnParams:
     replay_batch: int = param(32, "transitions per replay batch", COUNT)
     replay_updates_per_step: int = param(1, "replay batches per vector step", NON_NEGATIVE_INT)
     log_every_steps: int = param(20_000, "env steps between telemetry lines", COUNT)
+
+
+def env_problems(given: dict, env: str, envs: list[str], obs_shape: tuple, usable):
+    """Checks of Q-learning's hyper-parameters against one env (rlpipe.sweep.config_checks):
+    the bins/low/high lists need one entry per observation dimension. Yields (hparams key,
+    what is wrong and what is expected); ``given``: the experiment's hparams;
+    ``usable(*keys)``: the schema found those keys fine."""
+    dims = obs_shape[0]
+    for key in ("bins", "low", "high"):
+        if not usable(key):
+            continue
+        value = given.get(key, defaults(QLearnParams)[key])
+        if isinstance(value, dict):
+            if env not in value:
+                yield key, f"no entry for {env!r}; expected one per env {envs}"
+                continue
+            key, value = f"{key}.{env}", value[env]
+        if isinstance(value, list) and len(value) != dims:
+            yield (
+                key,
+                f"{len(value)} entries, but {env} observations have {dims} dimensions; "
+                f"expected {dims} entries (or one value for all)",
+            )
 
 
 # The metrics its trainer writes beyond rlpipe.runtree.telemetry's common ones (name: what it is).
