@@ -13,11 +13,9 @@ import math
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
-from rlpipe.algos.bc.params import BCParams
+from rlpipe.algos.bc import params as bc_params
 from rlpipe.algos.ppo import params as ppo_params
-from rlpipe.algos.ppo.params import PPOParams
 from rlpipe.algos.qlearn import params as qlearn_params
-from rlpipe.algos.qlearn.params import QLearnParams
 
 
 @dataclass(frozen=True)
@@ -55,7 +53,7 @@ class AlgoSpec:
 # without a GPU (resources.gpu 0) and is tried first for them.
 ALGOS: dict[str, AlgoSpec] = {
     "ppo": AlgoSpec(
-        hparams=PPOParams,
+        hparams=ppo_params.PPOParams,
         ckpt_kind="ckpt",
         rule="ppo_segment",
         job_module="rlpipe.algos.ppo.train",
@@ -67,7 +65,7 @@ ALGOS: dict[str, AlgoSpec] = {
         hparam_problems=ppo_params.problems,
     ),
     "qlearn": AlgoSpec(
-        hparams=QLearnParams,
+        hparams=qlearn_params.QLearnParams,
         ckpt_kind="qtable",
         rule="qlearn_segment",
         job_module="rlpipe.algos.qlearn.train",
@@ -79,7 +77,7 @@ ALGOS: dict[str, AlgoSpec] = {
         env_problems=qlearn_params.env_problems,
     ),
     "bc": AlgoSpec(
-        hparams=BCParams,
+        hparams=bc_params.BCParams,
         ckpt_kind="ckpt",
         rule="bc_segment",
         job_module="rlpipe.algos.bc.train",

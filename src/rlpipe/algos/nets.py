@@ -7,11 +7,18 @@ import torch
 from torch import nn
 from torch.distributions.categorical import Categorical
 
+from rlpipe.envs import is_image_env
+
 
 def layer_init(layer: nn.Module, std: float = np.sqrt(2), bias: float = 0.0) -> nn.Module:
     nn.init.orthogonal_(layer.weight, std)
     nn.init.constant_(layer.bias, bias)
     return layer
+
+
+def network_kind(env_id: str) -> str:
+    """The network an env's observations get: "cnn" for frames (Atari), else "mlp"."""
+    return "cnn" if is_image_env(env_id) else "mlp"
 
 
 class ActorCritic(nn.Module):

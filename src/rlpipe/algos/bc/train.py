@@ -17,8 +17,7 @@ import torch.nn.functional as F
 from torch import optim
 
 from rlpipe.algos.bc.params import METRICS, BCParams
-from rlpipe.algos.nets import ActorCritic
-from rlpipe.envs import is_image_env
+from rlpipe.algos.nets import ActorCritic, network_kind
 from rlpipe.replays.format import read_episode
 from rlpipe.runtime.device import torch_device
 from rlpipe.runtime.gpu_slots import placement
@@ -78,7 +77,7 @@ def train_segment(
     prev = checkpoint.load(prev_ckpt, expect_algo="bc") if prev_ckpt else None
     torch.manual_seed(derive_seed(segment.seed, 0))
     np.random.seed(derive_seed(segment.seed, 1))  # saved in the checkpoint: seed it too
-    kind = "cnn" if is_image_env(segment.env_id) else "mlp"
+    kind = network_kind(segment.env_id)
     agent = ActorCritic(tuple(obs_np.shape[1:]), n_actions, kind).to(device)
     optimizer = optim.Adam(agent.parameters(), lr=hp.learning_rate)
     if prev is not None:

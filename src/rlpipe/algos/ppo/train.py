@@ -19,9 +19,9 @@ import numpy as np
 import torch
 from torch import nn, optim
 
-from rlpipe.algos.nets import ActorCritic
+from rlpipe.algos.nets import ActorCritic, network_kind
 from rlpipe.algos.ppo.params import METRICS, PPOParams
-from rlpipe.envs import EpisodeTracker, is_image_env, make_env_pools
+from rlpipe.envs import EpisodeTracker, make_env_pools
 from rlpipe.runtime.device import torch_device
 from rlpipe.runtime.gpu_slots import placement
 from rlpipe.runtime.seeding import derive_seed
@@ -32,8 +32,7 @@ from rlpipe.runtree.telemetry import TelemetryWriter, startup
 
 
 def build_agent(env_id: str, envs) -> ActorCritic:
-    kind = "cnn" if is_image_env(env_id) else "mlp"
-    return ActorCritic(envs.observation_space.shape, envs.action_space.n, kind)
+    return ActorCritic(envs.observation_space.shape, envs.action_space.n, network_kind(env_id))
 
 
 def train_segment(
